@@ -1,0 +1,3 @@
+from pipeconsole.cli import main
+
+main()

