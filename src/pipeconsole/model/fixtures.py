@@ -8,34 +8,32 @@ whose upstream queues fill, a silent device that is UNKNOWN).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from pipeconsole.model.snapshot import (
-    Bottleneck,
-    CheckView,
-    Connection,
-    DeviceHistory,
-    DeviceState,
-    DeviceView,
-    FleetSummary,
-    GraphEdge,
-    GraphNode,
-    GraphView,
-    Health,
-    Incident,
-    LagRow,
-    RequestRow,
-    RequestState,
-    Severity,
-    Snapshot,
-    StageEdge,
-    StageGraph,
-    StageNode,
-    TimelineEvent,
-    TopicCounters,
-)
+from pipeconsole.model.model import Model
+from pipeconsole.model.snapshot import Snapshot
+from pipeconsole.wire.gen import device_response_pb2, device_state_pb2, registry_pb2
 
-__all__ = ["DeviceSpec", "demo_snapshot", "pipeline"]
+__all__ = [
+    "FIXED_NOW_MS",
+    "DeviceSpec",
+    "FakeClock",
+    "added",
+    "demo_model",
+    "demo_snapshot",
+    "pipeline",
+    "response",
+    "state",
+]
+
+FIXED_NOW_MS = 1_790_000_000_000
+"""A fixed "now" (2026-09-21) so fixtures are reproducible."""
+
+HEALTH = {"UNKNOWN": 0, "HEALTHY": 1, "DEGRADED": 2, "FAILING": 3}
+STATE = {"UNKNOWN": 0, "IDLE": 1, "BUSY": 2, "ERROR": 3}
+
 
 STAGES: tuple[tuple[str, str], ...] = (
     ("ingest", "encoder"),
@@ -82,272 +80,241 @@ def pipeline(devices: int = 24) -> tuple[DeviceSpec, ...]:
 
 
 def demo_snapshot(*, incident: bool = False, devices: int = 24, now_ms: int = 0) -> Snapshot:
-    """A snapshot of :func:`pipeline`.
+    """A snapshot of :func:`pipeline`, built by folding hand-made events into a Model.
 
     ``incident=True``: ``ingest-01`` FAILING (its transcoders and packagers downstream are in
-    the blast radius; it is the top root cause), ``package-03`` stalled (a bottleneck), and
-    ``origin-01`` silent (UNKNOWN). ``now_ms=0`` uses a fixed, reproducible time.
+    the blast radius; it is the top root cause), ``package-03`` stalled (a bottleneck, its
+    upstream queue filling), and ``origin-01`` silent (UNKNOWN). ``now_ms=0`` uses
+    :data:`FIXED_NOW_MS`.
     """
-    return _hand_built(incident=incident, devices=devices, now_ms=now_ms or FIXED_NOW_MS)
+    return demo_model(incident=incident, devices=devices, now_ms=now_ms).snapshot()
 
 
-FIXED_NOW_MS = 1_790_000_000_000
-"""2026-09-21T...: a fixed "now" so fixtures are reproducible."""
+class FakeClock:
+    """A clock for models in tests: ``clock()`` gives seconds; move it with ``advance``."""
+
+    def __init__(self, now_ms: int = FIXED_NOW_MS) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> float:
+        return self.now_ms / 1000
+
+    def advance(self, seconds: float) -> None:
+        self.now_ms += int(seconds * 1000)
 
 
-def _hand_built(*, incident: bool, devices: int, now_ms: int) -> Snapshot:
-    # Provisional: built directly until the Model folds the same events (same shape).
-    specs = pipeline(devices)
-    failed = {"ingest-01"} if incident else set()
-    stalled = "package-03" if incident else ""
-    silent = {"origin-01"} if incident else set()
-    downstream: dict[str, list[str]] = {s.device_id: [] for s in specs}
+def added(spec: DeviceSpec, base_url: str = "", time_ms: int = 0, name: str = "") -> Any:
+    """A RegistryEvent(added) for ``spec``."""
+    return registry_pb2.RegistryEvent(
+        added=registry_pb2.ServiceAdded(
+            device_id=spec.device_id,
+            stage=spec.stage,
+            kind=spec.kind,
+            base_url=base_url or "http://127.0.0.1:1",
+            time_unix_ms=time_ms,
+            name=name or spec.device_id,
+        )
+    )
+
+
+def state(
+    device_id: str,
+    time_ms: int,
+    *,
+    health: str = "HEALTHY",
+    upstream: Iterable[str] = (),
+    downstream: Iterable[str] = (),
+    checks: Iterable[tuple[str, str, str]] = (("input", "HEALTHY", "ok"),),
+    rate_in: float = 40.0,
+    rate_out: float = 40.0,
+    queue_depth: int = 5,
+    queue_capacity: int = 100,
+    link_queue: dict[str, int] | None = None,
+    in_flight: int = 1,
+    restarts: int = 0,
+    changed: bool = False,
+    stage: str = "",
+    reason: str = "",
+    seq: int = 0,
+) -> Any:
+    """A StateEvent for one device as a device actor would publish it."""
+    link_queue = link_queue or {}
+    links = [
+        device_state_pb2.Link(
+            peer_id=p,
+            direction=device_state_pb2.Link.UPSTREAM,
+            rate=rate_in,
+            queue_depth=queue_depth,
+            queue_capacity=queue_capacity,
+        )
+        for p in upstream
+    ] + [
+        device_state_pb2.Link(
+            peer_id=p,
+            direction=device_state_pb2.Link.DOWNSTREAM,
+            rate=rate_out,
+            queue_depth=link_queue.get(p, 5),
+            queue_capacity=100,
+        )
+        for p in downstream
+    ]
+    st = device_state_pb2.DeviceState(
+        device_id=device_id,
+        time_unix_ms=time_ms,
+        state=STATE["ERROR" if health == "FAILING" else "BUSY"],  # type: ignore[arg-type]
+        health=HEALTH[health],  # type: ignore[arg-type]
+        checks=[
+            device_state_pb2.Check(name=n, status=HEALTH[h], detail=d)  # type: ignore[arg-type]
+            for n, h, d in checks
+        ],
+        links=links,
+        in_flight=in_flight,
+        queue_depth=queue_depth,
+        queue_capacity=queue_capacity,
+        rate_in=rate_in,
+        rate_out=rate_out,
+        latency_p50_ms=3.0,
+        latency_p99_ms=9.5,
+        restarts=restarts,
+        seq=seq,
+        stage=stage,
+        reason=reason,
+        actor_id="actor-1",
+    )
+    if changed:
+        return device_state_pb2.StateEvent(changed=device_state_pb2.ServiceStateChanged(state=st))
+    return device_state_pb2.StateEvent(unchanged=device_state_pb2.ServiceStateUnchanged(state=st))
+
+
+def response(request_id: str, device_id: str, outcome: str, time_ms: int, **fields: Any) -> Any:
+    """A DeviceResponse lifecycle event."""
+    return device_response_pb2.DeviceResponse(
+        request_id=request_id,
+        device_id=device_id,
+        outcome=device_response_pb2.DeviceResponse.Outcome.Value(outcome),
+        time_unix_ms=time_ms,
+        **fields,
+    )
+
+
+def downstream_of(specs: Iterable[DeviceSpec]) -> dict[str, list[str]]:
+    specs = tuple(specs)
+    out: dict[str, list[str]] = {s.device_id: [] for s in specs}
     for s in specs:
         for u in s.upstream:
-            downstream[u].append(s.device_id)
+            out[u].append(s.device_id)
+    return out
 
-    def descendants(d: str) -> set[str]:
-        out: set[str] = set()
-        todo = list(downstream[d])
-        while todo:
-            x = todo.pop()
-            if x not in out:
-                out.add(x)
-                todo.extend(downstream[x])
-        return out
 
-    views: list[DeviceView] = []
-    for s in specs:
-        health = Health.HEALTHY
-        checks = (
-            CheckView("input", Health.HEALTHY, "ok"),
-            CheckView("output", Health.HEALTHY, "ok"),
-        )
-        qd, rin, rout = 5, 40.0, 40.0
-        reason = ""
-        if s.device_id in failed:
-            health = Health.FAILING
-            checks = (CheckView("input", Health.FAILING, "no frames for 12 s"), checks[1])
-            rin = rout = 0.0
-        if s.device_id == stalled:
-            health = Health.DEGRADED
-            checks = (checks[0], CheckView("output", Health.DEGRADED, "output stalled"))
-            qd, rout = 90, 0.0
-        stale = s.device_id in silent
-        age = 21.0 if stale else 1.5
-        if stale:
-            reason = "no state event for 21 s (> 3 x 5 s)"
-        views.append(
-            DeviceView(
-                device_id=s.device_id,
-                name=s.device_id.replace("-", " ").title(),
+def rounds(
+    specs: Iterable[DeviceSpec],
+    start_ms: int,
+    count: int,
+    interval_ms: int = 5000,
+    *,
+    failed: frozenset[str] = frozenset(),
+    stalled: str = "",
+    silent_after: dict[str, int] | None = None,
+) -> Iterator[Any]:
+    """``count`` rounds of health checks for the whole pipeline, ``interval_ms`` apart.
+
+    ``failed`` devices report FAILING with no output; ``stalled``'s output stops and its input
+    queue and its upstream devices' queues fill round by round; a device in ``silent_after``
+    stops reporting after that many rounds.
+    """
+    specs = tuple(specs)
+    down = downstream_of(specs)
+    silent_after = silent_after or {}
+    stalled_up = {u for s in specs if s.device_id == stalled for u in s.upstream}
+    for k in range(count):
+        t = start_ms + k * interval_ms
+        for s in specs:
+            if s.device_id in silent_after and k >= silent_after[s.device_id]:
+                continue
+            kw: dict[str, Any] = {}
+            if s.device_id in failed:
+                kw = {
+                    "health": "FAILING",
+                    "checks": (("input", "FAILING", "no frames for 12 s"),),
+                    "rate_in": 0.0,
+                    "rate_out": 0.0,
+                    "reason": "encoder crashed",
+                }
+            elif s.device_id == stalled:
+                kw = {
+                    "health": "DEGRADED",
+                    "checks": (("output", "DEGRADED", "output stalled"),),
+                    "rate_in": 40.0,
+                    "rate_out": 0.0,
+                    "queue_depth": min(100, 10 + 15 * k),
+                }
+            elif s.device_id in stalled_up:
+                kw = {
+                    "rate_in": 40.0,
+                    "rate_out": 30.0,
+                    "queue_depth": min(100, 5 + 8 * k),
+                    "link_queue": {stalled: min(100, 10 + 15 * k)},
+                }
+            yield state(
+                s.device_id,
+                t,
+                upstream=s.upstream,
+                downstream=down[s.device_id],
                 stage=s.stage,
-                kind=s.kind,
-                base_url=f"http://127.0.0.1:{18000 + len(views)}",
-                state=DeviceState.ERROR if s.device_id in failed else DeviceState.BUSY,
-                health=Health.UNKNOWN if stale else health,
-                reported_health=health,
-                stale=stale,
-                last_seen_ms=now_ms - int(age * 1000),
-                last_seen_age_s=age,
-                reason=reason,
-                checks=checks,
-                in_flight=1,
-                queue_depth=qd,
-                queue_capacity=100,
-                rate_in=rin,
-                rate_out=rout,
-                latency_p50_ms=3.0,
-                latency_p99_ms=9.5,
-                deadline_misses=0,
-                restarts=0,
-                seq=100,
-                actor_id="actor-1",
-                registered=True,
-                history=DeviceHistory(
-                    time_ms=tuple(now_ms - 5000 * (9 - i) for i in range(10)),
-                    rate_in=tuple(rin for _ in range(10)),
-                    rate_out=tuple(rout for _ in range(10)),
-                    queue_depth=tuple(min(qd, 5 + 10 * i) for i in range(10)),
-                    in_flight=tuple(1 for _ in range(10)),
-                    latency_p99_ms=tuple(9.5 for _ in range(10)),
-                ),
+                seq=k,
+                changed=k == 0,
+                **kw,
             )
-        )
-    by_id = {v.device_id: v for v in views}
-    layer_of = {st: i for i, (st, _k) in enumerate(STAGES)}
-    layers: list[list[str]] = [[] for _ in STAGES]
-    for v in views:
-        layers[layer_of[v.stage]].append(v.device_id)
-    nodes = tuple(
-        GraphNode(
-            v.device_id,
-            v.stage,
-            layer_of[v.stage],
-            layers[layer_of[v.stage]].index(v.device_id),
-            v.health,
-            v.stale,
-            0,
-        )
-        for v in views
+
+
+def demo_model(*, incident: bool = False, devices: int = 24, now_ms: int = 0) -> Model:
+    """A Model of :func:`pipeline` after 6 rounds of health checks (see :func:`demo_snapshot`)."""
+    now_ms = now_ms or FIXED_NOW_MS
+    clock = FakeClock(now_ms)
+    model = Model(clock=clock, bootstrap="127.0.0.1:9092")
+    model.set_connection(True)
+    specs = pipeline(devices)
+    start = now_ms - 5 * 5000 - 1000
+    model.apply(
+        added(s, f"http://127.0.0.1:{18000 + i}", start - 1000) for i, s in enumerate(specs)
     )
-    edges = tuple(
-        GraphEdge(
-            u,
-            s.device_id,
-            by_id[u].rate_out / max(1, len(downstream[u])),
-            by_id[s.device_id].queue_depth,
-            100,
-            now_ms - 1500,
-            False,
-            "",
-            (u, s.device_id),
+    model.consumed("device-registry-v1", len(specs))
+    events = list(
+        rounds(
+            specs,
+            start,
+            6,
+            failed=frozenset({"ingest-01"}) if incident else frozenset(),
+            stalled="package-03" if incident else "",
+            silent_after={"origin-01": 1} if incident else None,
         )
-        for s in specs
-        for u in s.upstream
     )
-    incidents: tuple[Incident, ...] = ()
-    if failed:
-        radius = tuple(sorted(descendants("ingest-01")))
-        incidents = (
-            Incident(
-                1,
-                "ingest-01",
-                "ingest",
-                Health.FAILING,
-                radius,
-                len(radius),
-                float(40 * len(radius)),
-                ("input: no frames for 12 s",),
-                "",
-                now_ms - 12000,
+    model.apply(events)
+    model.consumed("device-state-v1", len(events))
+    rid = "6f1c2a9e-0000-4000-8000-00000000000"
+    model.apply(
+        [
+            response(
+                rid + "1",
+                "transcode-02",
+                "SCHEDULED",
+                now_ms - 900,
+                method="POST",
+                uri="/streams/s1/start",
+                deadline_unix_ms=now_ms + 4000,
             ),
-            Incident(
-                2,
-                stalled,
-                "package",
-                Health.DEGRADED,
-                tuple(sorted(descendants(stalled))),
-                len(descendants(stalled)),
-                40.0,
-                ("output: output stalled",),
-                "",
-                now_ms - 8000,
+            response(rid + "1", "transcode-02", "DISPATCHED", now_ms - 800, attempts=1),
+            response(
+                rid + "2",
+                "package-01",
+                "OK",
+                now_ms - 2000,
+                method="PUT",
+                uri="/config/bitrate",
+                status_code=200,
+                attempts=1,
             ),
-        )
-    bottlenecks: tuple[Bottleneck, ...] = ()
-    if stalled:
-        ups = tuple(u for s in specs if s.device_id == stalled for u in s.upstream)
-        bottlenecks = (Bottleneck(stalled, "package", 40.0, 0.0, 90, 100, 0.9, 40.0, 0.25, ups),)
-    counts = {h: sum(1 for v in views if v.health == h) for h in Health}
-    stage_nodes = tuple(
-        StageNode(
-            st,
-            i,
-            len(layers[i]),
-            sum(1 for d in layers[i] if by_id[d].health == Health.HEALTHY),
-            sum(1 for d in layers[i] if by_id[d].health == Health.DEGRADED),
-            sum(1 for d in layers[i] if by_id[d].health == Health.FAILING),
-            sum(1 for d in layers[i] if by_id[d].health == Health.UNKNOWN),
-            sum(by_id[d].rate_in for d in layers[i]),
-            sum(by_id[d].rate_out for d in layers[i]),
-            sum(by_id[d].queue_depth for d in layers[i]),
-            100 * len(layers[i]),
-        )
-        for i, (st, _k) in enumerate(STAGES)
+        ]
     )
-    stage_edges = tuple(
-        StageEdge(
-            STAGES[i][0],
-            STAGES[i + 1][0],
-            sum(1 for e in edges if by_id[e.src].stage == STAGES[i][0]),
-            sum(e.rate for e in edges if by_id[e.src].stage == STAGES[i][0]),
-            0,
-            0,
-        )
-        for i in range(len(STAGES) - 1)
-    )
-    req = RequestRow(
-        "6f1c2a9e-0000-4000-8000-000000000001",
-        "transcode-02",
-        "POST",
-        "/streams/s1/start",
-        RequestState.DISPATCHED,
-        0,
-        now_ms + 4000,
-        4000,
-        1,
-        "",
-        "",
-        0,
-        now_ms - 100,
-        "operator",
-        "actor-1",
-    )
-    done = RequestRow(
-        "6f1c2a9e-0000-4000-8000-000000000002",
-        "package-01",
-        "PUT",
-        "/config/bitrate",
-        RequestState.OK,
-        0,
-        now_ms - 1000,
-        None,
-        1,
-        "",
-        "",
-        200,
-        now_ms - 2000,
-        "operator",
-        "actor-1",
-    )
-    timeline = tuple(
-        TimelineEvent(
-            now_ms - 12000, "health", d, "FAILING because input: no frames for 12 s", Severity.ERROR
-        )
-        for d in sorted(failed)
-    )
-    return Snapshot(
-        time_ms=now_ms,
-        seq=1,
-        connection=Connection(True, now_ms - 60000, "", "127.0.0.1:9092"),
-        fleet=FleetSummary(
-            total=len(views),
-            healthy=counts[Health.HEALTHY],
-            degraded=counts[Health.DEGRADED],
-            failing=counts[Health.FAILING],
-            unknown=counts[Health.UNKNOWN],
-            stale=len(silent),
-            unhealthy_fraction=(len(views) - counts[Health.HEALTHY]) / len(views),
-            ingest_rate=120.0,
-            total_lag=0,
-            max_lag_seconds=0.0,
-            deadline_miss_rate=0.0,
-            in_flight=len(views),
-            topics=(TopicCounters("device-state-v1", 5000),),
-        ),
-        devices=tuple(views),
-        graph=GraphView(
-            nodes,
-            edges,
-            tuple(tuple(x) for x in layers),
-            (tuple(v.device_id for v in views),),
-            (),
-            StageGraph(stage_nodes, stage_edges),
-            now_ms,
-        ),
-        incidents=incidents,
-        bottlenecks=bottlenecks,
-        requests=(req, done),
-        at_risk=(req,),
-        requests_total=2,
-        outcomes=(("OK", 1),),
-        deadline_misses=(),
-        dlq=(),
-        dlq_total=0,
-        lag=(LagRow("pipeconsole-actors", "device-request-v1", 0, 10, 10, 0, 0.0, 0.0),),
-        actors=(),
-        chaos=(),
-        audit=(),
-        timeline=timeline,
-    )
+    model.consumed("device-response-v1", 3)
+    return model

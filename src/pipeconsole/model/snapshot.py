@@ -595,7 +595,7 @@ def _jsonable(value: Any, sanitize: Any) -> Any:
         out: dict[str, Any] = {}
         for f in dataclasses.fields(value):
             v = getattr(value, f.name)
-            if f.name in _PAIRS:
+            if (type(value).__name__, f.name) in _PAIRS:
                 out[f.name] = {sanitize(k): _jsonable(x, sanitize) for k, x in v}
             else:
                 out[f.name] = _jsonable(v, sanitize)
@@ -605,7 +605,14 @@ def _jsonable(value: Any, sanitize: Any) -> Any:
     return sanitize(repr(value))
 
 
-_PAIRS = frozenset({"outcomes", "dropped", "labels", "headers"})
+_PAIRS = frozenset(
+    {
+        ("Snapshot", "outcomes"),
+        ("Snapshot", "dropped"),
+        ("DeviceView", "labels"),
+        ("DlqEntry", "headers"),
+    }
+)
 """Fields holding (name, value) pairs: objects in JSON, nicer for jq."""
 
 _PROPERTIES: dict[str, tuple[str, ...]] = {

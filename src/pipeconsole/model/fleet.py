@@ -1,0 +1,352 @@
+"""The fleet: devices from the registry, their last state, staleness, and metric history.
+
+One :class:`DeviceRecord` per device id, mutable, owned by the model (the single writer).
+State events are folded in with as little work as possible, because they are ~80 % of the
+traffic: the decoded ``DeviceState`` message itself is kept (no copy of its fields), a few
+scalars are compared to notice transitions, and one history point is written into a fixed-size
+``array`` ring at most every ``history_step_ms`` per device (skipped points are counted as
+sampled). Views for snapshots are rebuilt only for devices that changed (or whose "last seen"
+age moved by a second).
+
+Staleness: a device with no state event for more than ``3 x check_interval`` is UNKNOWN,
+whatever its last report said ("silence is not health").
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from pipeconsole.model.snapshot import (
+    CheckView,
+    DeviceHistory,
+    DeviceState,
+    DeviceView,
+    Health,
+)
+
+__all__ = ["HEALTH_NAMES", "STATE_NAMES", "DeviceRecord", "Fleet"]
+
+HEALTH_NAMES: tuple[Health, ...] = (
+    Health.UNKNOWN,
+    Health.HEALTHY,
+    Health.DEGRADED,
+    Health.FAILING,
+)
+"""Wire enum number -> Health (device_state.proto numbering)."""
+
+STATE_NAMES: tuple[DeviceState, ...] = (
+    DeviceState.UNKNOWN,
+    DeviceState.IDLE,
+    DeviceState.BUSY,
+    DeviceState.ERROR,
+)
+
+_METRICS = 5
+"""Metrics per history point: rate_in, rate_out, queue_depth, in_flight, latency_p99_ms."""
+
+
+def _health(n: int) -> Health:
+    return HEALTH_NAMES[n] if 0 <= n < len(HEALTH_NAMES) else Health.UNKNOWN
+
+
+def _state(n: int) -> DeviceState:
+    return STATE_NAMES[n] if 0 <= n < len(STATE_NAMES) else DeviceState.UNKNOWN
+
+
+class DeviceRecord:
+    """Everything the model knows about one device. Mutable; never leaves the model."""
+
+    __slots__ = (
+        "base_url",
+        "dirty",
+        "health_since_ms",
+        "hist",
+        "hist_len",
+        "hist_pos",
+        "hist_t",
+        "kind",
+        "labels",
+        "last_health",
+        "last_point_ms",
+        "last_seen_ms",
+        "name",
+        "registered",
+        "removed",
+        "restarts",
+        "stage",
+        "state",
+        "view",
+        "view_age",
+    )
+
+    def __init__(self, device_id: str, history: int) -> None:
+        self.name = device_id
+        self.stage = ""
+        self.kind = ""
+        self.base_url = ""
+        self.labels: tuple[tuple[str, str], ...] = ()
+        self.registered = False
+        self.removed = False
+        self.state: Any = None
+        """The last ``DeviceState`` message (kept as decoded; read lazily for views)."""
+        self.last_seen_ms = 0
+        self.last_health = -1
+        """Wire number of the last reported health (-1: none yet)."""
+        self.restarts = 0
+        self.health_since_ms = 0
+        self.hist = array("d", bytes(8 * _METRICS * history))
+        self.hist_t = array("q", bytes(8 * history))
+        self.hist_pos = 0
+        self.hist_len = 0
+        self.last_point_ms = 0
+        self.dirty = True
+        self.view: DeviceView | None = None
+        self.view_age = -1
+
+
+class Fleet:
+    """Devices by id, with bounded history. ``on_transition`` receives timeline entries."""
+
+    def __init__(
+        self,
+        *,
+        check_interval_s: float = 5.0,
+        history: int = 60,
+        history_step_ms: int = 1000,
+        max_devices: int = 50_000,
+    ) -> None:
+        self.check_interval_s = check_interval_s
+        self.stale_after_ms = int(3 * check_interval_s * 1000)
+        self.history = history
+        self.history_step_ms = history_step_ms
+        self.max_devices = max_devices
+        self.devices: dict[str, DeviceRecord] = {}
+        self.sampled = 0
+        """History points skipped (more than one state event per step)."""
+        self.refused = 0
+        """Devices not tracked because ``max_devices`` was reached."""
+        self.structure_version = 0
+        """Bumped when the set of devices or any device's reported links change."""
+
+    def __iter__(self) -> Iterator[DeviceRecord]:
+        return iter(self.devices.values())
+
+    def __len__(self) -> int:
+        return len(self.devices)
+
+    def get_or_add(self, device_id: str) -> DeviceRecord | None:
+        rec = self.devices.get(device_id)
+        if rec is None:
+            if len(self.devices) >= self.max_devices:
+                self.refused += 1
+                return None
+            rec = DeviceRecord(device_id, self.history)
+            self.devices[device_id] = rec
+            self.structure_version += 1
+        return rec
+
+    # ------------------------------------------------------------------ registry
+
+    def added(self, msg: Any) -> DeviceRecord | None:
+        """Fold a ``ServiceAdded`` in."""
+        rec = self.get_or_add(msg.device_id)
+        if rec is None:
+            return None
+        rec.name = msg.name or msg.device_id
+        rec.stage = msg.stage or rec.stage
+        rec.kind = msg.kind
+        rec.base_url = msg.base_url
+        rec.labels = tuple(sorted(msg.labels.items()))[:32]
+        rec.registered = True
+        rec.removed = False
+        rec.dirty = True
+        return rec
+
+    def removed(self, device_id: str) -> bool:
+        rec = self.devices.pop(device_id, None)
+        if rec is None:
+            return False
+        self.structure_version += 1
+        return True
+
+    # ------------------------------------------------------------------ state
+
+    def state(
+        self,
+        st: Any,
+        on_transition: Callable[[DeviceRecord, str, int, int], None] | None = None,
+    ) -> DeviceRecord | None:
+        """Fold one ``DeviceState`` in; returns the record (None when refused).
+
+        ``on_transition(record, device_id, old_health, time_ms)`` is called when the reported
+        health changes (old_health is -1 the first time).
+        """
+        device_id = st.device_id
+        rec = self.devices.get(device_id)
+        if rec is None:
+            rec = self.get_or_add(device_id)
+            if rec is None:
+                return None
+        t = st.time_unix_ms
+        if t < rec.last_seen_ms:
+            return rec  # older than what we have (replayed window, reordering): ignore
+        old = rec.state
+        if old is None or len(old.links) != len(st.links) or _links_changed(old, st):
+            self.structure_version += 1
+        rec.state = st
+        rec.last_seen_ms = t
+        rec.dirty = True
+        if not rec.stage and st.stage:
+            rec.stage = st.stage
+        h = st.health
+        if h != rec.last_health:
+            if on_transition is not None:
+                on_transition(rec, device_id, rec.last_health, t)
+            rec.last_health = h
+            rec.health_since_ms = t
+        if t - rec.last_point_ms >= self.history_step_ms:
+            rec.last_point_ms = t
+            pos = rec.hist_pos
+            base = pos * _METRICS
+            hist = rec.hist
+            hist[base] = st.rate_in
+            hist[base + 1] = st.rate_out
+            hist[base + 2] = st.queue_depth
+            hist[base + 3] = st.in_flight
+            hist[base + 4] = st.latency_p99_ms
+            rec.hist_t[pos] = t
+            rec.hist_pos = (pos + 1) % self.history
+            if rec.hist_len < self.history:
+                rec.hist_len += 1
+        else:
+            self.sampled += 1
+        return rec
+
+    # ------------------------------------------------------------------ reading
+
+    def is_stale(self, rec: DeviceRecord, now_ms: int) -> bool:
+        return rec.last_seen_ms == 0 or now_ms - rec.last_seen_ms > self.stale_after_ms
+
+    def effective_health(self, rec: DeviceRecord, now_ms: int) -> Health:
+        if self.is_stale(rec, now_ms) or rec.state is None:
+            return Health.UNKNOWN
+        return _health(rec.last_health)
+
+    def series(self, rec: DeviceRecord, metric: int) -> list[float]:
+        """One metric's history, oldest first."""
+        n, size, pos = rec.hist_len, self.history, rec.hist_pos
+        start = (pos - n) % size
+        hist = rec.hist
+        return [hist[((start + i) % size) * _METRICS + metric] for i in range(n)]
+
+    def history_of(self, rec: DeviceRecord) -> DeviceHistory:
+        n, size, pos = rec.hist_len, self.history, rec.hist_pos
+        if n == 0:
+            return DeviceHistory()
+        start = (pos - n) % size
+        idx = [(start + i) % size for i in range(n)]
+        hist, ht = rec.hist, rec.hist_t
+        return DeviceHistory(
+            time_ms=tuple(ht[i] for i in idx),
+            rate_in=tuple(hist[i * _METRICS] for i in idx),
+            rate_out=tuple(hist[i * _METRICS + 1] for i in idx),
+            queue_depth=tuple(int(hist[i * _METRICS + 2]) for i in idx),
+            in_flight=tuple(int(hist[i * _METRICS + 3]) for i in idx),
+            latency_p99_ms=tuple(hist[i * _METRICS + 4] for i in idx),
+        )
+
+    def view(self, device_id: str, rec: DeviceRecord, now_ms: int) -> DeviceView:
+        """The device's view at ``now_ms``, rebuilt only when it changed or aged a second."""
+        age_ms = now_ms - rec.last_seen_ms if rec.last_seen_ms else -1
+        age_bucket = age_ms // 1000 if age_ms >= 0 else -1
+        if rec.view is not None and not rec.dirty and rec.view_age == age_bucket:
+            return rec.view
+        view = self._build_view(device_id, rec, now_ms, age_ms)
+        rec.view = view
+        rec.view_age = age_bucket
+        rec.dirty = False
+        return view
+
+    def _build_view(
+        self, device_id: str, rec: DeviceRecord, now_ms: int, age_ms: int
+    ) -> DeviceView:
+        st = rec.state
+        stale = self.is_stale(rec, now_ms)
+        reported = _health(rec.last_health) if st is not None else Health.UNKNOWN
+        reason = st.reason if st is not None else ""
+        if st is None:
+            reason = "no state event yet"
+        elif stale:
+            reason = (
+                f"no state event for {age_ms / 1000:.0f} s "
+                f"(> 3 x {self.check_interval_s:g} s check interval)"
+            )
+        health = Health.UNKNOWN if stale else reported
+        if st is None:
+            return DeviceView(
+                device_id=device_id,
+                name=rec.name,
+                stage=rec.stage,
+                kind=rec.kind,
+                base_url=rec.base_url,
+                state=DeviceState.UNKNOWN,
+                health=Health.UNKNOWN,
+                reported_health=Health.UNKNOWN,
+                stale=True,
+                last_seen_ms=0,
+                last_seen_age_s=None,
+                reason=reason,
+                checks=(),
+                in_flight=0,
+                queue_depth=0,
+                queue_capacity=0,
+                rate_in=0.0,
+                rate_out=0.0,
+                latency_p50_ms=0.0,
+                latency_p99_ms=0.0,
+                deadline_misses=0,
+                restarts=0,
+                seq=0,
+                actor_id="",
+                registered=rec.registered,
+                labels=rec.labels,
+            )
+        return DeviceView(
+            device_id=device_id,
+            name=rec.name,
+            stage=rec.stage or st.stage,
+            kind=rec.kind,
+            base_url=rec.base_url,
+            state=_state(st.state),
+            health=health,
+            reported_health=reported,
+            stale=stale,
+            last_seen_ms=rec.last_seen_ms,
+            last_seen_age_s=max(0.0, age_ms / 1000),
+            reason=reason,
+            checks=tuple(CheckView(c.name, _health(c.status), c.detail) for c in st.checks[:32]),
+            in_flight=st.in_flight,
+            queue_depth=st.queue_depth,
+            queue_capacity=st.queue_capacity,
+            rate_in=st.rate_in,
+            rate_out=st.rate_out,
+            latency_p50_ms=st.latency_p50_ms,
+            latency_p99_ms=st.latency_p99_ms,
+            deadline_misses=st.deadline_misses,
+            restarts=st.restarts,
+            seq=st.seq,
+            actor_id=st.actor_id,
+            registered=rec.registered,
+            labels=rec.labels,
+            history=self.history_of(rec),
+            health_since_ms=rec.health_since_ms,
+        )
+
+
+def _links_changed(old: Any, new: Any) -> bool:
+    for a, b in zip(old.links, new.links, strict=False):
+        if a.peer_id != b.peer_id or a.direction != b.direction:
+            return True
+    return False

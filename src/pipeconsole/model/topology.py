@@ -1,0 +1,407 @@
+"""The pipeline graph (networkx ``DiGraph``) and its analyses.
+
+Edges come from the links devices report in their state events: an ``UPSTREAM`` link on
+device D with peer P is the edge P -> D (D's input queue); a ``DOWNSTREAM`` link is D -> P
+(P's input queue as D last saw it). An edge reported by one side only, or not reported for
+more than 3 check intervals, is a **ghost edge**.
+
+Analyses (recomputed at a bounded rate by the model, never per message):
+
+- **layers**: topological generations of the condensation (so cycles do not break layering);
+  order within a layer by (stage, id), stable between frames.
+- **islands**: weakly connected components, largest first.
+- **cycles**: simple cycles, at most ``MAX_CYCLES`` (a healthy pipeline has none).
+- **root causes**: unhealthy devices none of whose direct upstream devices is at least as
+  unhealthy (FAILING and UNKNOWN count as severe, DEGRADED as mild: a device degraded by
+  back-pressure from a failed one downstream does not hide it). Ranked by blast-radius weight:
+  the device and its descendants, each counting 1 + its normal traffic (peak input rate in the
+  history window) + its in-flight requests.
+- **bottlenecks**: a device is congested when its input grows (rate in > rate out and the queue
+  depth rising, or no history yet) or its queue is nearly full; the bottleneck is a congested
+  device with no congested successor (the first one on the path from the sink side), and the
+  congested devices upstream of it are the back-pressure wave. Time to full from the measured
+  queue growth.
+- **stage collapse**: one node per stage, edges aggregated, for fleets too big to draw.
+
+The structure (graph, layers, islands, cycles) is rebuilt only when the fleet's
+``structure_version`` moves; edge attributes and health are refreshed every analysis.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from pipeconsole.model.fleet import Fleet
+from pipeconsole.model.snapshot import (
+    Bottleneck,
+    GraphEdge,
+    GraphNode,
+    GraphView,
+    Health,
+    Incident,
+    StageEdge,
+    StageGraph,
+    StageNode,
+)
+
+__all__ = ["MAX_CYCLES", "MAX_INCIDENTS", "Analysis", "Topology", "severity"]
+
+MAX_CYCLES = 20
+MAX_INCIDENTS = 20
+MAX_BOTTLENECKS = 20
+_UPSTREAM, _DOWNSTREAM = 1, 2
+
+
+def severity(health: Health) -> int:
+    """0 healthy, 1 degraded, 2 failing or unknown (no telemetry is not health)."""
+    if health == Health.HEALTHY:
+        return 0
+    if health == Health.DEGRADED:
+        return 1
+    return 2
+
+
+@dataclass(frozen=True, slots=True)
+class Analysis:
+    graph: GraphView
+    incidents: tuple[Incident, ...]
+    bottlenecks: tuple[Bottleneck, ...]
+
+
+class _Edge:
+    __slots__ = ("by_dst", "by_src", "capacity", "depth", "last_ms", "rate")
+
+    def __init__(self) -> None:
+        self.by_src = False
+        self.by_dst = False
+        self.rate = 0.0
+        self.depth = 0
+        self.capacity = 0
+        self.last_ms = 0
+
+
+class Topology:
+    """Builds the graph from a :class:`Fleet` and analyses it. Owned by the model."""
+
+    def __init__(self, fleet: Fleet) -> None:
+        self.fleet = fleet
+        self.graph: Any = nx.DiGraph()
+        self._version = -1
+        self._layers: dict[str, tuple[int, int]] = {}
+        self._layer_ids: tuple[tuple[str, ...], ...] = ()
+        self._islands: tuple[tuple[str, ...], ...] = ()
+        self._island_of: dict[str, int] = {}
+        self._cycles: tuple[tuple[str, ...], ...] = ()
+        self._in_cycle: frozenset[str] = frozenset()
+
+    # ------------------------------------------------------------------ structure
+
+    def _edges(self) -> dict[tuple[str, str], _Edge]:
+        edges: dict[tuple[str, str], _Edge] = {}
+        for device_id, rec in self.fleet.devices.items():
+            st = rec.state
+            if st is None:
+                continue
+            t = rec.last_seen_ms
+            for link in st.links:
+                peer = link.peer_id
+                if not peer:
+                    continue
+                if link.direction == _UPSTREAM:
+                    key = (peer, device_id)
+                elif link.direction == _DOWNSTREAM:
+                    key = (device_id, peer)
+                else:
+                    continue
+                e = edges.get(key)
+                if e is None:
+                    e = edges[key] = _Edge()
+                # The destination's own report of its input queue wins over the source's view.
+                if link.direction == _UPSTREAM:
+                    e.by_dst = True
+                    e.depth, e.capacity = link.queue_depth, link.queue_capacity
+                    e.rate = link.rate
+                else:
+                    e.by_src = True
+                    if not e.by_dst:
+                        e.depth, e.capacity = link.queue_depth, link.queue_capacity
+                        e.rate = link.rate
+                e.last_ms = max(e.last_ms, t)
+        return edges
+
+    def _rebuild(self, edges: dict[tuple[str, str], _Edge]) -> None:
+        g: Any = nx.DiGraph()
+        g.add_nodes_from(self.fleet.devices)
+        g.add_edges_from(edges)
+        self.graph = g
+        cond: Any = nx.condensation(g)
+        mapping = cond.graph["mapping"]
+        gen_of: dict[int, int] = {}
+        for i, generation in enumerate(nx.topological_generations(cond)):
+            for c in generation:
+                gen_of[c] = i
+        by_layer: dict[int, list[str]] = {}
+        for node in g:
+            by_layer.setdefault(gen_of[mapping[node]], []).append(node)
+        devices = self.fleet.devices
+        layers: dict[str, tuple[int, int]] = {}
+        layer_ids: list[tuple[str, ...]] = []
+        for layer in sorted(by_layer):
+            ids = sorted(
+                by_layer[layer],
+                key=lambda d: (devices[d].stage if d in devices else "~", d),
+            )
+            layer_ids.append(tuple(ids))
+            for order, d in enumerate(ids):
+                layers[d] = (layer, order)
+        self._layers = layers
+        self._layer_ids = tuple(layer_ids)
+        islands = sorted(
+            (tuple(sorted(c)) for c in nx.weakly_connected_components(g)),
+            key=lambda c: (-len(c), c[0] if c else ""),
+        )
+        self._islands = tuple(islands)
+        self._island_of = {d: i for i, c in enumerate(islands) for d in c}
+        if nx.is_directed_acyclic_graph(g):
+            self._cycles = ()
+        else:
+            self._cycles = tuple(
+                tuple(c) for c in itertools.islice(nx.simple_cycles(g), MAX_CYCLES)
+            )
+        self._in_cycle = frozenset(d for c in self._cycles for d in c)
+
+    # ------------------------------------------------------------------ analyses
+
+    def analyse(self, now_ms: int) -> Analysis:
+        fleet = self.fleet
+        edges = self._edges()
+        if self._version != fleet.structure_version or set(edges) != set(self.graph.edges):
+            self._rebuild(edges)
+            self._version = fleet.structure_version
+        g = self.graph
+        devices = fleet.devices
+        health: dict[str, Health] = {}
+        stale: dict[str, bool] = {}
+        for d in g:
+            rec = devices.get(d)
+            if rec is None:
+                health[d], stale[d] = Health.UNKNOWN, True
+            else:
+                health[d] = fleet.effective_health(rec, now_ms)
+                stale[d] = fleet.is_stale(rec, now_ms)
+        nodes = tuple(
+            GraphNode(
+                device_id=d,
+                stage=devices[d].stage if d in devices else "",
+                layer=self._layers.get(d, (0, 0))[0],
+                order=self._layers.get(d, (0, 0))[1],
+                health=health[d],
+                stale=stale[d],
+                island=self._island_of.get(d, 0),
+                in_cycle=d in self._in_cycle,
+            )
+            for ids in self._layer_ids
+            for d in ids
+        )
+        stale_ms = fleet.stale_after_ms
+        edge_views = []
+        for (src, dst), e in sorted(edges.items()):
+            reason = ""
+            if src not in devices or dst not in devices:
+                reason = f"{dst if src in devices else src} is not in the fleet"
+            elif not (e.by_src and e.by_dst):
+                reason = f"reported by {src if e.by_src else dst} only"
+            elif now_ms - e.last_ms > stale_ms:
+                reason = f"not reported for {(now_ms - e.last_ms) / 1000:.0f} s"
+            edge_views.append(
+                GraphEdge(
+                    src=src,
+                    dst=dst,
+                    rate=e.rate,
+                    queue_depth=e.depth,
+                    queue_capacity=e.capacity,
+                    last_seen_ms=e.last_ms,
+                    ghost=bool(reason),
+                    ghost_reason=reason,
+                    reported_by=tuple(x for x, ok in ((src, e.by_src), (dst, e.by_dst)) if ok),
+                )
+            )
+        view = GraphView(
+            nodes=nodes,
+            edges=tuple(edge_views),
+            layers=self._layer_ids,
+            islands=self._islands,
+            cycles=self._cycles,
+            stages=self._stages(nodes, edge_views),
+            computed_ms=now_ms,
+        )
+        return Analysis(
+            graph=view,
+            incidents=self._root_causes(health, now_ms),
+            bottlenecks=self._bottlenecks(health),
+        )
+
+    def _traffic(self, d: str, memo: dict[str, float]) -> float:
+        w = memo.get(d)
+        if w is None:
+            rec = self.fleet.devices.get(d)
+            w = 1.0
+            if rec is not None and rec.state is not None:
+                peak = max(self.fleet.series(rec, 0), default=0.0)
+                w += max(peak, rec.state.rate_in, rec.state.rate_out) + rec.state.in_flight
+            memo[d] = w
+        return w
+
+    def _root_causes(self, health: dict[str, Health], now_ms: int) -> tuple[Incident, ...]:
+        g = self.graph
+        devices = self.fleet.devices
+        memo: dict[str, float] = {}
+        found: list[tuple[float, int, int, str, tuple[str, ...]]] = []
+        for d, h in health.items():
+            sev = severity(h)
+            if sev == 0 or d not in devices:
+                continue
+            if any(severity(health[p]) >= sev for p in g.predecessors(d) if p in devices):
+                continue
+            radius = tuple(sorted(nx.descendants(g, d)))
+            weight = self._traffic(d, memo) + sum(self._traffic(x, memo) for x in radius)
+            found.append((weight, len(radius), sev, d, radius))
+        found.sort(key=lambda f: (-f[0], -f[1], -f[2], f[3]))
+        out = []
+        for rank, (weight, size, _sev, d, radius) in enumerate(found[:MAX_INCIDENTS], 1):
+            rec = devices[d]
+            st = rec.state
+            checks: tuple[str, ...] = ()
+            reason = ""
+            if st is not None:
+                checks = tuple(f"{c.name}: {c.detail}" for c in st.checks[:32] if c.status != 1)
+                reason = st.reason
+            if self.fleet.is_stale(rec, now_ms):
+                reason = (
+                    "no state event yet"
+                    if rec.last_seen_ms == 0
+                    else f"silent for {(now_ms - rec.last_seen_ms) / 1000:.0f} s"
+                ) + (f"; last reason: {reason}" if reason else "")
+            out.append(
+                Incident(
+                    rank=rank,
+                    device_id=d,
+                    stage=rec.stage,
+                    health=health[d],
+                    blast_radius=radius,
+                    blast_size=size,
+                    weight=round(weight, 3),
+                    failing_checks=checks,
+                    reason=reason,
+                    since_ms=rec.health_since_ms,
+                )
+            )
+        return tuple(out)
+
+    def _bottlenecks(self, health: dict[str, Health]) -> tuple[Bottleneck, ...]:
+        fleet = self.fleet
+        g = self.graph
+        congested: dict[str, tuple[float, float | None]] = {}
+        for d, rec in fleet.devices.items():
+            st = rec.state
+            if st is None or health.get(d) == Health.UNKNOWN:
+                continue
+            cap, depth = st.queue_capacity, st.queue_depth
+            fill = depth / cap if cap > 0 else 0.0
+            depths = fleet.series(rec, 2)[-6:]
+            times = _times(fleet, rec)[-6:]
+            slope = 0.0
+            if len(depths) >= 2 and times[-1] > times[0]:
+                slope = (depths[-1] - depths[0]) / ((times[-1] - times[0]) / 1000)
+            growing = st.rate_in > st.rate_out * 1.05 + 0.01 and (slope > 0 or len(depths) < 2)
+            if not (growing and depth > 0) and not (cap > 0 and fill >= 0.9):
+                continue
+            rate = slope if slope > 0 else max(0.0, st.rate_in - st.rate_out)
+            ttf: float | None = None
+            if cap > 0:
+                ttf = 0.0 if depth >= cap else ((cap - depth) / rate if rate > 0 else None)
+            congested[d] = (rate, ttf)
+        out = []
+        for d, (rate, ttf) in congested.items():
+            if any(s in congested for s in g.successors(d)) if d in g else False:
+                continue
+            st = fleet.devices[d].state
+            ups = (
+                tuple(sorted(a for a in nx.ancestors(g, d) if a in congested))[:50]
+                if d in g
+                else ()
+            )
+            cap = st.queue_capacity
+            out.append(
+                Bottleneck(
+                    device_id=d,
+                    stage=fleet.devices[d].stage,
+                    rate_in=st.rate_in,
+                    rate_out=st.rate_out,
+                    queue_depth=st.queue_depth,
+                    queue_capacity=cap,
+                    queue_fill=st.queue_depth / cap if cap > 0 else 0.0,
+                    fill_rate=round(rate, 3),
+                    time_to_full_s=None if ttf is None else round(ttf, 3),
+                    upstream_filling=ups,
+                )
+            )
+        out.sort(
+            key=lambda b: (
+                b.time_to_full_s if b.time_to_full_s is not None else float("inf"),
+                -len(b.upstream_filling),
+                b.device_id,
+            )
+        )
+        return tuple(out[:MAX_BOTTLENECKS])
+
+    def _stages(self, nodes: tuple[GraphNode, ...], edges: list[GraphEdge]) -> StageGraph:
+        devices = self.fleet.devices
+        agg: dict[str, list[Any]] = {}
+        for n in nodes:
+            stage = n.stage or "?"
+            a = agg.get(stage)
+            if a is None:
+                a = agg[stage] = [n.layer, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0]
+            a[0] = min(a[0], n.layer)
+            a[1] += 1
+            a[2 + _HEALTH_INDEX[n.health]] += 1
+            rec = devices.get(n.device_id)
+            st = rec.state if rec is not None else None
+            if st is not None:
+                a[6] += st.rate_in
+                a[7] += st.rate_out
+                a[8] += st.queue_depth
+                a[9] += st.queue_capacity
+        stage_nodes = tuple(
+            StageNode(s, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9])
+            for s, a in sorted(agg.items(), key=lambda kv: (kv[1][0], kv[0]))
+        )
+        stage_of = {n.device_id: n.stage or "?" for n in nodes}
+        sedges: dict[tuple[str, str], list[Any]] = {}
+        for e in edges:
+            key = (stage_of.get(e.src, "?"), stage_of.get(e.dst, "?"))
+            a = sedges.setdefault(key, [0, 0.0, 0, 0])
+            a[0] += 1
+            a[1] += e.rate
+            a[2] += e.queue_depth
+            a[3] += int(e.ghost)
+        return StageGraph(
+            nodes=stage_nodes,
+            edges=tuple(
+                StageEdge(s, d, a[0], a[1], a[2], a[3]) for (s, d), a in sorted(sedges.items())
+            ),
+        )
+
+
+_HEALTH_INDEX = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.FAILING: 2, Health.UNKNOWN: 3}
+
+
+def _times(fleet: Fleet, rec: Any) -> list[int]:
+    n, size, pos = rec.hist_len, fleet.history, rec.hist_pos
+    start = (pos - n) % size
+    return [rec.hist_t[(start + i) % size] for i in range(n)]
