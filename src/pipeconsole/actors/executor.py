@@ -18,6 +18,7 @@ import hashlib
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import TypeAlias
 
 import httpx
 
@@ -31,7 +32,7 @@ MAX_RESPONSE_BYTES = 1024 * 1024
 
 _RETRIABLE = frozenset({429, 500, 502, 503, 504})
 
-Outcome = DeviceResponse.Outcome.ValueType
+Outcome: TypeAlias = DeviceResponse.Outcome.ValueType
 
 
 @dataclass(frozen=True, slots=True)

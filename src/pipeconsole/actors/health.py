@@ -21,7 +21,7 @@ import asyncio
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -134,7 +134,7 @@ def _u32(obj: dict[str, Any], key: str) -> int:
     return int(f)
 
 
-def _enum(obj: dict[str, Any], key: str, table: dict[str, int]) -> int:
+def _enum(obj: dict[str, Any], key: str, table: Mapping[str, int]) -> Any:
     v = _text(obj, key)
     if v not in table:
         raise BodyError(f"{key} {v[:40]!r} is not one of {', '.join(table)}")
@@ -143,8 +143,8 @@ def _enum(obj: dict[str, Any], key: str, table: dict[str, int]) -> int:
 
 def apply_health(state: ds.DeviceState, body: dict[str, Any]) -> None:
     """Fill ``state`` from a ``/health`` body; :class:`BodyError` when it does not fit."""
-    state.state = _enum(body, "state", _STATES)  # type: ignore[assignment]
-    state.health = _enum(body, "health", _HEALTHS)  # type: ignore[assignment]
+    state.state = _enum(body, "state", _STATES)
+    state.health = _enum(body, "health", _HEALTHS)
     checks = body.get("checks", [])
     if not isinstance(checks, list) or len(checks) > _MAX_ITEMS:
         raise BodyError("checks is not a list (or too long)")

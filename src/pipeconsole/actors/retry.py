@@ -44,7 +44,7 @@ def full_jitter(
     attempt: int, base_s: float, cap_s: float, rng: Callable[[], float] = random.random
 ) -> float:
     """Backoff before retry number ``attempt`` (1 = before the second attempt)."""
-    ceiling = min(cap_s, base_s * (2 ** max(0, attempt - 1)))
+    ceiling = min(cap_s, base_s * 2.0 ** max(0, attempt - 1))
     return ceiling * rng()
 
 

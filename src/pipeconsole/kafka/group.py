@@ -118,6 +118,16 @@ class GroupConsumer:
     def resume(self, partitions: Sequence[TP]) -> None:
         self._commands.put(("resume", list(partitions)))
 
+    def partition_count(self, topic: str, timeout: float = 10.0) -> int:
+        """Partitions of ``topic`` (0 when it does not exist or metadata fails)."""
+        try:
+            md = self._consumer.list_topics(topic, timeout=timeout)
+        except KafkaException as exc:
+            log.warning("metadata for %s failed: %s", topic, exc)
+            return 0
+        meta = md.topics.get(topic)
+        return len(meta.partitions) if meta is not None and meta.error is None else 0
+
     @property
     def assignment(self) -> set[TP]:
         with self._lock:
@@ -232,7 +242,10 @@ class GroupConsumer:
         offsets = [TopicPartition(t, p, off) for (t, p), off in self._to_commit.items()]
         self._to_commit.clear()
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=asynchronous)
+            if asynchronous:
+                self._consumer.commit(offsets=offsets, asynchronous=True)
+            else:
+                self._consumer.commit(offsets=offsets, asynchronous=False)
         except KafkaException as exc:
             self.commit_errors += 1
             log.warning("commit failed: %s", exc)

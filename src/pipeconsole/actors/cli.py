@@ -1,0 +1,95 @@
+"""``pipeconsole dispatch``: run one device-actor instance until SIGINT/SIGTERM.
+
+Run N of them with the same ``--group`` and Kafka splits the devices between them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from dataclasses import replace
+
+import click
+
+from pipeconsole.actors.retry import RetryPolicy
+from pipeconsole.actors.settings import DispatchSettings, default_actor_id
+from pipeconsole.cli import fail, profile_options
+from pipeconsole.config import Profile
+
+__all__ = ["dispatch"]
+
+
+@click.command()
+@profile_options
+@click.option("--group", default="pipeconsole-dispatch", show_default=True, help="Consumer group.")
+@click.option("--actor-id", default=None, help="Name of this instance (default: host and pid).")
+@click.option("--check-interval", type=float, default=None, help="Health check period, seconds.")
+@click.option("--check-timeout", type=float, default=2.0, show_default=True)
+@click.option("--status-interval", type=float, default=5.0, show_default=True)
+@click.option("--misfire-threshold", type=float, default=5.0, show_default=True)
+@click.option("--per-device", type=int, default=8, show_default=True, help="In-flight per device.")
+@click.option("--pool", type=int, default=128, show_default=True, help="In-flight overall.")
+@click.option("--high-water", type=int, default=16, show_default=True)
+@click.option("--low-water", type=int, default=4, show_default=True)
+@click.option("--retry-ratio", type=float, default=0.1, show_default=True)
+@click.option("--retry-min-per-s", type=float, default=0.2, show_default=True)
+@click.option("--max-attempts", type=int, default=3, show_default=True)
+@click.option("--session-timeout-ms", type=int, default=10000, show_default=True)
+def dispatch(
+    profile: Profile,
+    group: str,
+    actor_id: str | None,
+    check_interval: float | None,
+    check_timeout: float,
+    status_interval: float,
+    misfire_threshold: float,
+    per_device: int,
+    pool: int,
+    high_water: int,
+    low_water: int,
+    retry_ratio: float,
+    retry_min_per_s: float,
+    max_attempts: int,
+    session_timeout_ms: int,
+) -> None:
+    """Run the device actors: health checks and requests for the devices this instance owns."""
+    from pipeconsole.actors.service import DispatchService
+    from pipeconsole.kafka.admin import AdminError, wait_ready
+
+    if min(per_device, pool, high_water, max_attempts) < 1 or low_water >= high_water:
+        fail(
+            "--per-device, --pool, --high-water, --max-attempts must be >= 1 and "
+            "--low-water below --high-water",
+            2,
+        )
+    settings = DispatchSettings(
+        group=group,
+        actor_id=actor_id or default_actor_id(),
+        check_interval_s=check_interval or profile.check_interval_s,
+        check_timeout_s=check_timeout,
+        status_interval_s=status_interval,
+        misfire_threshold_s=misfire_threshold,
+        per_device_in_flight=per_device,
+        in_flight_limit=pool,
+        high_water=high_water,
+        low_water=low_water,
+        retry_ratio=retry_ratio,
+        retry_min_per_s=retry_min_per_s,
+        retry=replace(RetryPolicy(), default_max_attempts=max_attempts),
+        session_timeout_ms=session_timeout_ms,
+    )
+    try:
+        wait_ready(profile, timeout=15.0)
+    except AdminError as exc:
+        fail(str(exc))
+    service = DispatchService(profile, settings)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await service.run(stop)
+
+    click.echo(f"dispatch {settings.actor_id}: group {group} on {profile.bootstrap}", err=True)
+    asyncio.run(main())
