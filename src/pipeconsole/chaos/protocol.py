@@ -10,11 +10,11 @@
    entities at the size cap.
 
 :class:`ProtocolChaos` walks ``DESCRIPTOR.fields`` (recursing into message fields), so it works
-for any message; nothing here is written per message type. Every result is checked against
-two oracles you can pass in: ``decodes(bytes) -> bool`` (default: :func:`pipeconsole.wire.codec.decode`)
-and ``validate(msg) -> errors`` (default: none). A class-1 result never decodes; a class-2
-result decodes and fails validation; a class-3 result decodes and passes it. Candidates that
-do not fit their class are skipped, never mislabelled.
+for any message; nothing here is written per message type. Every result is checked against two
+oracles you can pass in: ``decodes(bytes) -> bool`` (default: the wire codec's
+:func:`~pipeconsole.wire.codec.decode`) and ``validate(msg) -> errors`` (default: none). A
+class-1 result never decodes; a class-2 result decodes and fails validation; a class-3 result
+decodes and passes it. Candidates that do not fit their class are skipped, never mislabelled.
 
 :class:`EvilSerializer` mixes chaos into a stream of valid messages at given rates (the papers:
 1/10 empty, 1/10 bit-flipped, 1/10 overflow-padded).
@@ -102,17 +102,24 @@ class _Slot:
         return self.path[-1]
 
 
+def _msg(field: FieldDescriptor) -> Descriptor:
+    """The message type of a message field (only called on those)."""
+    mt = field.message_type
+    assert mt is not None
+    return mt
+
+
 def _is_map(field: FieldDescriptor) -> bool:
-    return field.type == FD.TYPE_MESSAGE and field.message_type.GetOptions().map_entry
+    return field.type == FD.TYPE_MESSAGE and bool(_msg(field).GetOptions().map_entry)
 
 
 def _is_repeated(field: FieldDescriptor) -> bool:
-    # `label` is deprecated in newer protobuf; `is_repeated` is not everywhere yet.
-    rep = getattr(field, "is_repeated", None)
-    return bool(rep) if rep is not None else field.label == FD.LABEL_REPEATED
+    return bool(field.is_repeated)
 
 
-def _slots(desc: Descriptor, prefix: tuple[FieldDescriptor, ...] = (), depth: int = 0) -> list[_Slot]:
+def _slots(
+    desc: Descriptor, prefix: tuple[FieldDescriptor, ...] = (), depth: int = 0
+) -> list[_Slot]:
     """Every field reachable from ``desc``, message fields recursed up to depth 3, never into
     a message type already on the path (recursive messages would not end)."""
     out: list[_Slot] = []
@@ -121,8 +128,8 @@ def _slots(desc: Descriptor, prefix: tuple[FieldDescriptor, ...] = (), depth: in
         path = (*prefix, f)
         if f.type == FD.TYPE_MESSAGE and not _is_map(f):
             out.append(_Slot(path))
-            if depth < 3 and f.message_type.full_name not in seen | {desc.full_name}:
-                out += _slots(f.message_type, path, depth + 1)
+            if depth < 3 and _msg(f).full_name not in seen | {desc.full_name}:
+                out += _slots(_msg(f), path, depth + 1)
         else:
             out.append(_Slot(path))
     return out
@@ -192,7 +199,7 @@ class ProtocolChaos(Generic[M]):
         self._huge = huge
         self._size_cap = size_cap
         self._huge_count = huge_count
-        self._slots = _slots(msg_type.DESCRIPTOR)
+        self._slots = _slots(msg_type.DESCRIPTOR)  # type: ignore[arg-type]
         self._class2: list[tuple[_Slot, str, Any]] | None = None
         self._class3: list[tuple[_Slot, str, Any]] | None = None
         self._cursor = {1: 0, 2: 0, 3: 0}
@@ -251,7 +258,7 @@ class ProtocolChaos(Generic[M]):
         return self._class2
 
     def _map_odd(self, slot: _Slot) -> list[tuple[_Slot, str, Any]]:
-        entry = slot.leaf.message_type
+        entry = _msg(slot.leaf)
         kf, vf = entry.fields_by_name["key"], entry.fields_by_name["value"]
         if kf.type != FD.TYPE_STRING or vf.type != FD.TYPE_STRING:
             return []
@@ -273,7 +280,7 @@ class ProtocolChaos(Generic[M]):
             for slot in self._slots:
                 f = slot.leaf
                 if _is_map(f):
-                    entry = f.message_type
+                    entry = _msg(f)
                     if entry.fields_by_name["value"].type == FD.TYPE_STRING:
                         out += [(slot, k, {"X-Chaos": v}) for k, v in texts]
                 elif _is_repeated(f) or f.type == FD.TYPE_MESSAGE:

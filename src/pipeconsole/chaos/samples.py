@@ -129,7 +129,9 @@ def odd_by_type(field: FieldDescriptor, rng: random.Random, *, huge: int) -> lis
     if t == FD.TYPE_BOOL:
         return [("bool", True), ("bool", False)]
     if t == FD.TYPE_ENUM:
-        declared = {v.number for v in field.enum_type.values}
+        enum_type = field.enum_type
+        assert enum_type is not None
+        declared = {v.number for v in enum_type.values}
         top = max(declared)
         return [("undeclared_enum", n) for n in (top + 1, 99, -1, 2**31 - 1) if n not in declared]
     if t == FD.TYPE_STRING:
