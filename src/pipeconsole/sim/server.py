@@ -118,7 +118,7 @@ class DeviceServer:
         )
         runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.0)
         await runner.setup()
-        site = web.TCPSite(runner, self.bind, self.port, reuse_address=True, shutdown_timeout=0.0)
+        site = web.TCPSite(runner, self.bind, self.port, reuse_address=True)
         try:
             await site.start()
         except OSError:
