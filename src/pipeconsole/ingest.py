@@ -1,0 +1,329 @@
+"""Kafka -> safe decode -> the model, on a reader thread; snapshots out through a callback.
+
+The map:
+
+- :class:`Ingest` owns a :class:`~pipeconsole.model.Model` (it is its single writer) and one
+  :class:`~pipeconsole.kafka.reader.AssignReader` over the seven topics the console watches
+  (registry, state, request, response, DLQ, chaos, audit). It never joins a group and never
+  commits. Start-up is *snapshot then follow*: the compacted registry from the beginning, every
+  other topic from ``now - snapshot_window_s`` (``offsets_for_times``), then follow.
+- :func:`decode_batch` turns records into model events. Every payload goes through the size
+  cap; low-volume topics go through the safe codec (``pipeconsole.wire.codec.decode``); the
+  state topic (~80 % of the traffic) is parsed by upb directly, whose parser is bounded (depth
+  100, UTF-8 checked, no recursion in Python), and only a payload upb refuses is handed to the
+  codec to classify the failure. What cannot be decoded becomes an ``Undecodable`` note
+  (counted per topic, the latest kept as a sample) — never an exception.
+- A small side thread polls consumer-group lag (``group_lag``) and the cluster's reachability at
+  a bounded rate and hands the results to the reader thread through a queue, so a slow admin
+  call never stalls ingest and the model still has one writer.
+- Snapshots are posted through ``on_snapshot`` at most ``snapshot_hz`` times a second. A
+  failing callback is logged, never raised into the loop.
+
+Connection loss: a reader that cannot be created (no metadata) or a probe that fails marks the
+model disconnected with the reason; the loop retries with a bounded backoff.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.internal import api_implementation
+
+from pipeconsole.config import Profile
+from pipeconsole.kafka.records import Record
+from pipeconsole.model import DlqRecord, LagSample, Model, Snapshot, Undecodable
+from pipeconsole.wire.codec import DEFAULT_MAX_BYTES, DecodeFailure, decode
+from pipeconsole.wire.gen import (
+    audit_pb2,
+    chaos_pb2,
+    device_request_pb2,
+    device_response_pb2,
+    device_state_pb2,
+    registry_pb2,
+)
+
+__all__ = ["DEFAULT_LAG_GROUP", "Ingest", "IngestOptions", "decode_batch", "message_types"]
+
+LOG = logging.getLogger("pipeconsole.ingest")
+
+DEFAULT_LAG_GROUP = "pipeconsole-actors"
+"""The device actors' consumer group, whose lag the console shows."""
+
+_UPB = api_implementation.Type() == "upb"
+
+
+def message_types(profile: Profile) -> dict[str, Any]:
+    """Topic name -> message type (None for the DLQ: raw bytes and headers)."""
+    t = profile.topics
+    return {
+        t.registry: registry_pb2.RegistryEvent,
+        t.state: device_state_pb2.StateEvent,
+        t.request: device_request_pb2.DeviceRequest,
+        t.response: device_response_pb2.DeviceResponse,
+        t.dlq: None,
+        t.chaos: chaos_pb2.ChaosExperiment,
+        t.audit: audit_pb2.AuditRecord,
+    }
+
+
+def decode_batch(
+    records: Iterable[Record],
+    types: dict[str, Any],
+    *,
+    fast_topics: frozenset[str] = frozenset(),
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> list[Any]:
+    """Model events for ``records``; never raises. ``fast_topics`` are parsed by upb directly."""
+    out: list[Any] = []
+    append = out.append
+    for r in records:
+        topic = r.topic
+        mtype = types.get(topic, False)
+        value = r.value
+        if mtype is None:
+            append(DlqRecord(topic, r.partition, r.offset, r.timestamp_ms, r.key, value, r.headers))
+            continue
+        if mtype is False:
+            continue
+        if value is None and mtype is registry_pb2.RegistryEvent and r.key:
+            # A tombstone on the compacted registry: the device is gone.
+            key = r.key.decode("utf-8", "replace")
+            append(
+                registry_pb2.RegistryEvent(
+                    removed=registry_pb2.ServiceRemoved(
+                        device_id=key, time_unix_ms=r.timestamp_ms, reason="tombstone"
+                    )
+                )
+            )
+            continue
+        if topic in fast_topics and value and len(value) <= max_bytes:
+            try:
+                append(mtype.FromString(value))
+                continue
+            except Exception:
+                pass  # let the codec say why
+        got = decode(mtype, value, max_bytes=max_bytes, allow_unknown=True)
+        if isinstance(got, DecodeFailure):
+            append(
+                Undecodable(topic, r.partition, r.offset, got.code, got.reason, (value or b"")[:32])
+            )
+        else:
+            append(got)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class IngestOptions:
+    snapshot_hz: float = 4.0
+    """Snapshots posted per second, at most."""
+    window_s: float = 900.0
+    """How far back state, requests and responses are read at start-up."""
+    lag_group: str = DEFAULT_LAG_GROUP
+    lag_interval_s: float = 5.0
+    """How often lag and reachability are polled."""
+    batch: int = 5000
+    """Records per poll."""
+    retry_max_s: float = 5.0
+    """Longest wait between reconnection attempts."""
+
+
+class Ingest:
+    """The reader thread. ``start()``, then snapshots arrive via ``on_snapshot``; ``stop()``."""
+
+    def __init__(
+        self,
+        profile: Profile,
+        *,
+        on_snapshot: Callable[[Snapshot], None] | None = None,
+        options: IngestOptions | None = None,
+        model: Model | None = None,
+        reader_factory: Callable[..., Any] | None = None,
+        lag_fn: Callable[[Profile, str, list[str]], list[Any]] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.profile = profile
+        self.options = options or IngestOptions(
+            snapshot_hz=profile.refresh_hz, window_s=profile.snapshot_window_s
+        )
+        self.model = model or Model(
+            check_interval_s=profile.check_interval_s, clock=clock, bootstrap=profile.bootstrap
+        )
+        self.on_snapshot = on_snapshot
+        self._clock = clock
+        if reader_factory is None:
+            from pipeconsole.kafka.reader import AssignReader
+
+            reader_factory = AssignReader
+        self._reader_factory = reader_factory
+        if lag_fn is None:
+            from pipeconsole.kafka.admin import group_lag
+
+            lag_fn = group_lag
+        self._lag_fn = lag_fn
+        self.types = message_types(profile)
+        self.fast_topics = frozenset({profile.topics.state}) if _UPB else frozenset()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lag_thread: threading.Thread | None = None
+        self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
+        self._reader: Any = None
+        self._last_post = 0.0
+        self.caught_up = threading.Event()
+        """Set once the backlog present at connection time has been read."""
+        self.latest: Snapshot | None = None
+        """The last snapshot posted (read from any thread: it is immutable)."""
+        self.errors = 0
+        """Exceptions caught in the loop (bugs, not network errors): logged and counted."""
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self.run, name="pipeconsole-ingest", daemon=True)
+        self._thread.start()
+        self._lag_thread = threading.Thread(
+            target=self._lag_loop, name="pipeconsole-lag", daemon=True
+        )
+        self._lag_thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        for t in (self._thread, self._lag_thread):
+            if t is not None:
+                t.join(timeout)
+
+    def __enter__(self) -> Ingest:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ------------------------------------------------------------------ the reader loop
+
+    def connect(self) -> bool:
+        """Create the reader; on failure mark the model disconnected and return False."""
+        t = self.profile.topics
+        since = int((self._clock() - self.options.window_s) * 1000)
+        start: dict[str, Any] = {name: since for name in self.types}
+        start[t.registry] = "beginning"
+        try:
+            self._reader = self._reader_factory(self.profile, list(self.types), start)
+        except Exception as exc:  # ReaderError, KafkaException: the reason goes on screen
+            self.model.set_connection(False, str(exc) or type(exc).__name__)
+            return False
+        self.model.set_connection(True)
+        return True
+
+    def run(self) -> None:
+        """The loop: connect, then fold batches in until ``stop()``. Never raises."""
+        backoff = 0.2
+        while not self._stop.is_set():
+            if self._reader is None and not self.connect():
+                self._post(force=True)
+                self._stop.wait(backoff)
+                backoff = min(self.options.retry_max_s, backoff * 2)
+                continue
+            backoff = 0.2
+            try:
+                self.step()
+            except Exception:
+                self.errors += 1
+                LOG.exception("ingest step failed (continuing)")
+                self._stop.wait(0.1)
+        self.close()
+
+    def step(self, timeout: float = 0.1) -> int:
+        """Read one batch, fold it in, maybe post a snapshot. Returns the records read."""
+        self._drain_inbox()
+        records = self._reader.poll_batch(self.options.batch, timeout)
+        if records:
+            self.fold(records)
+        elif not self.caught_up.is_set():
+            self.caught_up.set()
+        self._post()
+        return len(records)
+
+    def fold(self, records: list[Record]) -> None:
+        """Decode ``records`` and apply them to the model (counts per topic included)."""
+        model = self.model
+        counts: dict[str, int] = {}
+        request_topic = self.profile.topics.request
+        for r in records:
+            counts[r.topic] = counts.get(r.topic, 0) + 1
+            if r.topic == request_topic and r.timestamp_ms >= 0:
+                model.mark_offset(r.topic, r.partition, r.offset, r.timestamp_ms)
+        for topic, n in counts.items():
+            model.consumed(topic, n)
+        model.apply(decode_batch(records, self.types, fast_topics=self.fast_topics))
+
+    def _post(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._last_post < 1.0 / self.options.snapshot_hz:
+            return
+        self._last_post = now
+        snap = self.model.snapshot()
+        self.latest = snap
+        if self.on_snapshot is not None:
+            try:
+                self.on_snapshot(snap)
+            except Exception:
+                self.errors += 1
+                LOG.exception("snapshot callback failed (continuing)")
+
+    def snapshot_now(self) -> Snapshot:
+        """Fold in pending side results and build a snapshot at once (reader thread only)."""
+        self._drain_inbox()
+        snap = self.model.snapshot(analyse=True)
+        self.latest = snap
+        return snap
+
+    def _drain_inbox(self) -> None:
+        while True:
+            try:
+                kind, value = self._inbox.get_nowait()
+            except queue.Empty:
+                return
+            if kind == "lag":
+                self.model.set_lag(value)
+            elif kind == "up":
+                if self._reader is not None:  # reachable, and our reader has its topics
+                    self.model.set_connection(True)
+            elif kind == "down":
+                self.model.set_connection(False, value)
+
+    def close(self) -> None:
+        if self._reader is not None:
+            try:
+                self._reader.close()
+            except Exception:
+                LOG.debug("reader close failed", exc_info=True)
+            self._reader = None
+
+    # ------------------------------------------------------------------ the side thread
+
+    def _lag_loop(self) -> None:
+        while not self._stop.is_set():
+            self.poll_lag()
+            self._stop.wait(self.options.lag_interval_s)
+
+    def poll_lag(self) -> None:
+        """Poll lag and reachability once; results go to the reader thread's inbox."""
+        topic = self.profile.topics.request
+        try:
+            rows = self._lag_fn(self.profile, self.options.lag_group, [topic])
+        except Exception as exc:
+            self._inbox.put(("down", f"lag poll failed: {exc}"))
+            return
+        self._inbox.put(("up", None))
+        self._inbox.put(
+            (
+                "lag",
+                [LagSample(r.group, r.topic, r.partition, r.committed, r.high) for r in rows],
+            )
+        )
