@@ -66,6 +66,8 @@ def request_factory(
     method: str = "POST",
     uri: str = "/streams/chaos-{n}/start",
     deadline_s: float = 30.0,
+    entity: bytes = b'{"profile": "chaos"}',
+    content_type: str = "application/json",
     issued_by: str = "chaos",
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     sign: Callable[[DeviceRequest], DeviceRequest] | None = None,
@@ -88,6 +90,8 @@ def request_factory(
             nonce=uuid.UUID(int=rng.getrandbits(128), version=4).hex,
             issued_by=issued_by,
             issued_at=rfc3339(t),
+            entity_content_type=content_type if entity else "",
+            entity=entity,
         )
         return sign(req) if sign else req
 
