@@ -13,9 +13,9 @@ Analyses (recomputed at a bounded rate by the model, never per message):
 - **cycles**: simple cycles, at most ``MAX_CYCLES`` (a healthy pipeline has none).
 - **root causes**: unhealthy devices none of whose direct upstream devices is at least as
   unhealthy (FAILING and UNKNOWN count as severe, DEGRADED as mild: a device degraded by
-  back-pressure from a failed one downstream does not hide it). Ranked by blast-radius weight:
-  the device and its descendants, each counting 1 + its normal traffic (peak input rate in the
-  history window) + its in-flight requests.
+  back-pressure from a failed one downstream does not hide it). Ranked by severity, then by
+  blast-radius weight: the device and its descendants, each counting 1 + its normal traffic
+  (peak input rate in the history window) + its in-flight requests.
 - **bottlenecks**: a device is congested when its input grows (rate in > rate out and the queue
   depth rising, or no history yet) or its queue is nearly full; the bottleneck is a congested
   device with no congested successor (the first one on the path from the sink side), and the
@@ -270,7 +270,7 @@ class Topology:
             radius = tuple(sorted(nx.descendants(g, d)))
             weight = self._traffic(d, memo) + sum(self._traffic(x, memo) for x in radius)
             found.append((weight, len(radius), sev, d, radius))
-        found.sort(key=lambda f: (-f[0], -f[1], -f[2], f[3]))
+        found.sort(key=lambda f: (-f[2], -f[0], -f[1], f[3]))
         out = []
         for rank, (weight, size, _sev, d, radius) in enumerate(found[:MAX_INCIDENTS], 1):
             rec = devices[d]

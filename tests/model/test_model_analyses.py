@@ -1,0 +1,307 @@
+"""The model's analyses on hand-built event streams: the operator's questions, answered."""
+
+from __future__ import annotations
+
+import json
+
+from pipeconsole.model import Health, Model, RequestState, Undecodable, pipeline
+from pipeconsole.model.fixtures import (
+    FIXED_NOW_MS,
+    FakeClock,
+    added,
+    demo_model,
+    demo_snapshot,
+    response,
+    rounds,
+    state,
+)
+from pipeconsole.model.requests import DlqRecord
+
+
+def _model(clock: FakeClock | None = None) -> Model:
+    return Model(clock=clock or FakeClock(), check_interval_s=5.0)
+
+
+def test_failed_encoder_is_the_top_root_cause_with_its_packagers_in_the_blast_radius() -> None:
+    snap = demo_snapshot(incident=True)
+    top = snap.incidents[0]
+    assert top.device_id == "ingest-01"
+    assert top.health == Health.FAILING
+    assert "input: no frames for 12 s" in top.failing_checks
+    packagers = {d for d in top.blast_radius if d.startswith("package-")}
+    transcoders = {d for d in top.blast_radius if d.startswith("transcode-")}
+    assert packagers and transcoders
+    assert top.blast_size == len(top.blast_radius)
+    # Downstream devices are not candidates of their own when their upstream is failing.
+    assert not any(
+        i.device_id in top.blast_radius for i in snap.incidents if i.health != Health.UNKNOWN
+    )
+
+
+def test_stalled_packager_is_the_bottleneck_and_upstream_queues_fill() -> None:
+    snap = demo_snapshot(incident=True)
+    b = snap.bottlenecks[0]
+    assert b.device_id == "package-03"
+    assert b.rate_in > b.rate_out
+    assert b.fill_rate > 0 and b.time_to_full_s is not None and b.time_to_full_s > 0
+    assert b.upstream_filling, "the transcoder feeding it feels the back-pressure"
+    up = snap.device(b.upstream_filling[0])
+    assert up is not None and up.history.queue_depth[-1] > up.history.queue_depth[0]
+
+
+def test_silence_makes_a_device_unknown_not_healthy() -> None:
+    clock = FakeClock()
+    model = _model(clock)
+    spec = pipeline(4)[0]
+    model.apply([added(spec), state(spec.device_id, clock.now_ms)])
+    assert model.snapshot().devices[0].health == Health.HEALTHY
+    clock.advance(16)  # > 3 x 5 s without a state event
+    view = model.snapshot().device(spec.device_id)
+    assert view is not None
+    assert view.health == Health.UNKNOWN and view.stale
+    assert view.reported_health == Health.HEALTHY
+    assert view.last_seen_age_s == 16.0
+    assert model.snapshot().fleet.unknown == 1
+
+
+def test_registered_device_without_telemetry_is_unknown() -> None:
+    model = _model()
+    model.apply([added(pipeline(4)[0])])
+    snap = model.snapshot()
+    assert snap.devices[0].health == Health.UNKNOWN
+    assert snap.devices[0].reason == "no state event yet"
+    assert snap.fleet.healthy == 0 and snap.fleet.unhealthy_fraction == 1.0
+
+
+def test_edge_reported_by_one_side_only_is_a_ghost() -> None:
+    clock = FakeClock()
+    model = _model(clock)
+    t = clock.now_ms
+    model.apply(
+        [
+            state("a", t, downstream=["b"]),
+            state("b", t),  # does not report a as its upstream
+            state("c", t, downstream=["d"]),
+            state("d", t, upstream=["c"]),
+        ]
+    )
+    edges = {(e.src, e.dst): e for e in model.snapshot().graph.edges}
+    assert edges[("a", "b")].ghost and "reported by a only" in edges[("a", "b")].ghost_reason
+    assert not edges[("c", "d")].ghost
+
+
+def test_edge_to_a_device_not_in_the_fleet_is_a_ghost() -> None:
+    model = _model()
+    model.apply([state("a", FIXED_NOW_MS, downstream=["nowhere"])])
+    (edge,) = model.snapshot().graph.edges
+    assert edge.ghost and "not in the fleet" in edge.ghost_reason
+
+
+def test_disconnected_device_is_an_island() -> None:
+    model = _model()
+    t = FIXED_NOW_MS
+    model.apply(
+        [
+            state("a", t, downstream=["b"]),
+            state("b", t, upstream=["a"]),
+            state("lonely", t),
+        ]
+    )
+    islands = model.snapshot().graph.islands
+    assert islands == (("a", "b"), ("lonely",))
+
+
+def test_cycle_is_found_and_layers_still_work() -> None:
+    model = _model()
+    t = FIXED_NOW_MS
+    model.apply(
+        [
+            state("src", t, downstream=["x"]),
+            state("x", t, upstream=["src", "y"], downstream=["y"]),
+            state("y", t, upstream=["x"], downstream=["x"]),
+        ]
+    )
+    g = model.snapshot().graph
+    assert len(g.cycles) == 1 and set(g.cycles[0]) == {"x", "y"}
+    layer = {n.device_id: n.layer for n in g.nodes}
+    assert layer["src"] == 0 and layer["x"] == layer["y"] == 1
+    assert {n.device_id for n in g.nodes if n.in_cycle} == {"x", "y"}
+
+
+def test_layers_follow_the_pipeline_stages_and_collapse_by_stage() -> None:
+    snap = demo_snapshot()
+    stages_by_layer = [{snap.device(d).stage for d in layer} for layer in snap.graph.layers]  # type: ignore[union-attr]
+    assert stages_by_layer == [{"ingest"}, {"transcode"}, {"package"}, {"origin"}]
+    stage_names = [n.stage for n in snap.graph.stages.nodes]
+    assert stage_names == ["ingest", "transcode", "package", "origin"]
+    assert sum(n.devices for n in snap.graph.stages.nodes) == 24
+    assert {(e.src, e.dst) for e in snap.graph.stages.edges} == {
+        ("ingest", "transcode"),
+        ("transcode", "package"),
+        ("package", "origin"),
+    }
+    assert not snap.incidents and not snap.bottlenecks
+
+
+def test_degraded_upstream_does_not_hide_a_failed_device_downstream() -> None:
+    model = _model()
+    t = FIXED_NOW_MS
+    model.apply(
+        [
+            state("up", t, health="DEGRADED", downstream=["mid"]),
+            state("mid", t, health="FAILING", upstream=["up"], downstream=["end"]),
+            state("end", t, health="FAILING", upstream=["mid"]),
+        ]
+    )
+    ranked = [i.device_id for i in model.snapshot().incidents]
+    assert ranked[0] == "mid"
+    assert "end" not in ranked
+
+
+def test_request_lifecycle_remaining_budget_and_at_risk_order() -> None:
+    clock = FakeClock()
+    model = _model(clock)
+    t = clock.now_ms
+    model.apply(
+        [
+            response(
+                "r1", "d1", "SCHEDULED", t, deadline_unix_ms=t + 9000, method="POST", uri="/restart"
+            ),
+            response("r2", "d1", "DISPATCHED", t, deadline_unix_ms=t + 2000),
+            response("r1", "d1", "DISPATCHED", t + 1),
+            response("r3", "d2", "OK", t, attempts=1, status_code=200),
+            response("r3", "d2", "DISPATCHED", t + 5),  # late lifecycle event: final stays
+        ]
+    )
+    clock.advance(1)
+    snap = model.snapshot()
+    assert [r.request_id for r in snap.at_risk] == ["r2", "r1"]
+    assert snap.at_risk[0].remaining_ms == 1000
+    r3 = snap.request("r3")
+    assert r3 is not None and r3.state == RequestState.OK and r3.remaining_ms is None
+    assert dict(snap.outcomes) == {"OK": 1}
+
+
+def test_deadline_miss_rate_per_device_and_stage() -> None:
+    model = _model()
+    t = FIXED_NOW_MS
+    model.apply([state("d1", t, stage="transcode"), state("d2", t, stage="package")])
+    model.apply(
+        [response(f"ok{i}", "d2", "OK", t) for i in range(3)]
+        + [response("late", "d1", "DEADLINE_EXCEEDED", t, reason="budget spent")]
+    )
+    snap = model.snapshot()
+    assert snap.fleet.deadline_miss_rate == 0.25
+    rows = {r.key: r for r in snap.deadline_misses}
+    assert rows["d1"].rate == 1.0 and rows["stage:transcode"].misses == 1
+    assert "d2" not in rows
+    assert any("DEADLINE_EXCEEDED" in e.text for e in snap.timeline)
+
+
+def test_dlq_entry_keeps_its_reason_and_finalizes_the_request() -> None:
+    from pipeconsole.wire.gen.device_request_pb2 import DeviceRequest
+
+    model = _model()
+    raw = DeviceRequest(request_id="r9", device_id="d1", method="GET", uri="/x").SerializeToString()
+    model.apply(
+        [
+            DlqRecord(
+                "dlq",
+                0,
+                7,
+                FIXED_NOW_MS,
+                b"d1",
+                raw,
+                (("reason", b"bad schedule_time"), ("error.code", b"bad_time")),
+            ),
+            DlqRecord("dlq", 0, 8, FIXED_NOW_MS, None, b"\xff\xff", ()),
+        ]
+    )
+    snap = model.snapshot()
+    assert snap.dlq_total == 2
+    entry = snap.dlq[1]
+    assert (
+        entry.reason == "bad schedule_time"
+        and entry.code == "bad_time"
+        and entry.request_id == "r9"
+    )
+    r = snap.request("r9")
+    assert r is not None and r.state == RequestState.DEAD_LETTERED
+
+
+def test_undecodable_records_are_counted_with_a_sample() -> None:
+    model = _model()
+    model.consumed("device-state-v1", 3)
+    model.apply(
+        [Undecodable("device-state-v1", 1, 42, "malformed", "truncated varint", b"\x08\xff")]
+    )
+    (topic,) = model.snapshot().fleet.topics
+    assert topic.consumed == 3 and topic.undecodable == 1
+    assert "1@42 malformed" in topic.undecodable_sample and "08 ff" in topic.undecodable_sample
+
+
+def test_bounded_buffers_count_what_they_drop() -> None:
+    from pipeconsole.model import Limits
+
+    model = Model(clock=FakeClock(), limits=Limits(max_requests=10, max_timeline=5))
+    model.apply(response(f"r{i}", "d", "OK", FIXED_NOW_MS + i) for i in range(25))
+    snap = model.snapshot()
+    dropped = dict(snap.dropped)
+    assert len(snap.requests) == 10 and snap.requests_total == 25
+    assert dropped["requests"] == 15
+
+
+def test_history_ring_is_bounded_and_oldest_first() -> None:
+    from pipeconsole.model import Limits
+
+    clock = FakeClock()
+    model = Model(clock=clock, limits=Limits(history=4))
+    for k in range(10):
+        model.apply([state("d", FIXED_NOW_MS + 1000 * k, queue_depth=k)])
+    clock.now_ms = FIXED_NOW_MS + 9000
+    view = model.snapshot().devices[0]
+    assert view.history.queue_depth == (6, 7, 8, 9)
+
+
+def test_health_transitions_and_restarts_go_on_the_timeline() -> None:
+    model = _model()
+    t = FIXED_NOW_MS
+    model.apply(
+        [
+            state("d", t),
+            state("d", t + 5000, health="FAILING", checks=[("input", "FAILING", "no frames")]),
+            state("d", t + 10000, restarts=1),
+        ]
+    )
+    texts = [e.text for e in model.snapshot().timeline]
+    assert "FAILING because input: no frames" in texts
+    assert "HEALTHY" in texts
+    assert any("restarted" in x for x in texts)
+
+
+def test_snapshot_is_immutable_and_json_is_sanitized() -> None:
+    import dataclasses
+
+    model = demo_model()
+    model.apply([added(pipeline(4)[0], name="evil\x1b]0;pwned\x07[@click=app.quit]x[/]")])
+    snap = model.snapshot()
+    try:
+        snap.seq = 99  # type: ignore[misc]
+        raise AssertionError("snapshot is mutable")
+    except dataclasses.FrozenInstanceError:
+        pass
+    doc = json.dumps(snap.to_json())
+    assert "\\u001b" not in doc and "\x1b" not in doc
+    assert isinstance(snap.devices, tuple) and isinstance(snap.graph.edges, tuple)
+
+
+def test_rounds_of_the_whole_pipeline_keep_everyone_healthy() -> None:
+    clock = FakeClock()
+    model = _model(clock)
+    specs = pipeline(24)
+    model.apply(added(s) for s in specs)
+    model.apply(rounds(specs, clock.now_ms - 20000, 5))
+    snap = model.snapshot()
+    assert snap.fleet.healthy == 24 and snap.fleet.unhealthy_fraction == 0.0
+    assert not any(e.ghost for e in snap.graph.edges)
+    assert len(snap.graph.islands) == 1
