@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from pipeconsole.kafka.records import Record
-from pipeconsole.query import Query, QueryError, parse
+from pipeconsole.query import Query, parse
 from pipeconsole.wire.codec import DecodeFailure, decode
 from pipeconsole.wire.gen.device_request_pb2 import DeviceRequest
 from pipeconsole.wire.gen.device_response_pb2 import DeviceResponse
+from pipeconsole.wire.timefmt import format_rfc3339, parse_rfc3339
 
 __all__ = [
     "FIELDS",
@@ -43,8 +44,10 @@ __all__ = [
     "index_window",
     "parse_filter",
     "parse_rate",
+    "read_window",
     "reissue",
     "select",
+    "window_records",
 ]
 
 FIELDS: tuple[str, ...] = (
@@ -261,18 +264,13 @@ def reissue(
     request_id: str | None = None,
     nonce: str | None = None,
     default_budget: timedelta = timedelta(seconds=30),
-    parse_time: Callable[[str], datetime] | None = None,
-    format_time: Callable[[datetime], str] | None = None,
 ) -> DeviceRequest:
     """The new request that replays ``original`` (pure; the caller signs and sends it).
 
     The deadline keeps the original's budget (deadline minus issued_at) re-based on ``now``;
     without both times it is left empty (the QoS class default applies).
     """
-    from pipeconsole.wire import timefmt
-
-    ptime = parse_time or timefmt.parse_rfc3339
-    ftime = format_time or timefmt.format_rfc3339
+    ptime, ftime = parse_rfc3339, format_rfc3339
     new = DeviceRequest()
     new.CopyFrom(original)
     new.request_id = request_id or str(uuid.uuid4())
@@ -376,6 +374,3 @@ def read_window(
     reqs = [r for r in records if r.topic == topics.request]
     resps = [r for r in records if r.topic == topics.response]
     return reqs, resps
-
-
-__all__ += ["QueryError", "read_window", "window_records"]
