@@ -1,0 +1,45 @@
+"""Where snapshots come from: a small protocol, so the app never knows about Kafka.
+
+The real source (``pipeconsole.ingest``: reader thread -> model) and the test/demo sources
+implement :class:`SnapshotSource`. The app runs ``source.run(emit, stop)`` in one fully
+declared thread worker; ``emit`` posts :class:`~pipeconsole.ui.messages.SnapshotReady`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from typing import Protocol
+
+from pipeconsole.model.snapshot import Snapshot
+
+__all__ = ["Emit", "SnapshotSource", "StaticSource"]
+
+Emit = Callable[[Snapshot], None]
+"""Thread-safe: hands one snapshot to the UI (coalesced if the UI is behind)."""
+
+
+class SnapshotSource(Protocol):
+    """Anything that can deliver snapshots until asked to stop."""
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        """Call ``emit`` with each new snapshot; return soon after ``stop`` is set.
+
+        Must not raise for network trouble: connection state travels inside the snapshot.
+        """
+        ...
+
+
+class StaticSource:
+    """Emits the given snapshots in order, then waits for stop (tests, screenshots)."""
+
+    def __init__(self, snapshots: Iterable[Snapshot]) -> None:
+        self.snapshots = tuple(snapshots)
+        """What :meth:`run` emits, in order."""
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        for s in self.snapshots:
+            if stop.is_set():
+                return
+            emit(s)
+        stop.wait()

@@ -1,0 +1,88 @@
+"""The incidents panel: root-cause candidates ranked, each with its blast radius.
+
+The top incident is highlighted as soon as there is one, so ``enter`` on the overview drills
+into the most likely root cause in one keystroke. Options are keyed by device id, and the
+list is rebuilt only when the incidents change (keeping the highlight on the same device).
+"""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.message import Message
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
+
+from pipeconsole.model.snapshot import Incident
+from pipeconsole.ui.render import HEALTH_MARK, HEALTH_STYLE, plain
+
+__all__ = ["IncidentList", "incident_text"]
+
+
+def incident_text(i: Incident) -> Text:
+    check = i.failing_checks[0] if i.failing_checks else i.reason
+    return Text.assemble(
+        (f"{i.rank:>2} {HEALTH_MARK[i.health]} ", HEALTH_STYLE[i.health]),
+        plain(i.device_id, max_len=32, style=Style(bold=True)),
+        (f"  blast radius {i.blast_size}", Style(color="cyan")),
+        "\n     ",
+        plain(check or "—", max_len=120, style=Style(dim=True)),
+        end="",
+    )
+
+
+class IncidentList(OptionList):
+    """Ranked root-cause candidates; ``enter`` posts :class:`IncidentList.IncidentOpened`."""
+
+    class IncidentOpened(Message):
+        def __init__(self, device_id: str) -> None:
+            super().__init__()
+            self.device_id = device_id
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.incidents: tuple[Incident, ...] = ()
+
+    def show(self, incidents: tuple[Incident, ...]) -> None:
+        key = tuple(
+            (i.device_id, i.rank, i.health, i.blast_size, i.failing_checks) for i in incidents
+        )
+        old = tuple(
+            (i.device_id, i.rank, i.health, i.blast_size, i.failing_checks) for i in self.incidents
+        )
+        current = self.highlighted_device
+        self.incidents = incidents
+        if key == old and self.option_count:
+            return
+        self.clear_options()
+        if not incidents:
+            self.add_option(
+                Option(
+                    Text(
+                        "✔ no incidents: no unhealthy device with a healthy upstream",
+                        style="dim",
+                    ),
+                    disabled=True,
+                )
+            )
+            return
+        self.add_options(
+            Option(incident_text(i), id=f"incident:{n}") for n, i in enumerate(incidents)
+        )
+        ids = [i.device_id for i in incidents]
+        self.highlighted = ids.index(current) if current in ids else 0
+
+    @property
+    def highlighted_device(self) -> str | None:
+        if (
+            self.highlighted is None
+            or not self.incidents
+            or self.highlighted >= len(self.incidents)
+        ):
+            return None
+        return self.incidents[self.highlighted].device_id
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        if event.option_index < len(self.incidents):
+            self.post_message(self.IncidentOpened(self.incidents[event.option_index].device_id))
