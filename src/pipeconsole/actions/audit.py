@@ -250,7 +250,11 @@ class Auditor:
                     timeout=self.timeout_s,
                 )
                 where = (int(d.partition), int(d.offset))
-            except Exception as exc:  # DeliveryError, TimeoutError: reported, never raised
+            except TimeoutError:
+                errors.append(
+                    f"audit topic {self.profile.topics.audit}: no ack within {self.timeout_s:g} s"
+                )
+            except Exception as exc:  # DeliveryError and the like: reported, never raised
                 errors.append(f"audit topic {self.profile.topics.audit}: {_why(exc)}")
         else:
             errors.append("audit topic not written (no producer)")

@@ -401,7 +401,12 @@ class ActionLayer:
         """Sign, journal, produce and audit one already-valid request."""
         req = self._sign(req)
         entry = self.outbox.entry(
-            req.request_id, "request", req.device_id, self.profile.topics.request, req.nonce
+            req.request_id,
+            "request",
+            req.device_id,
+            self.profile.topics.request,
+            req.nonce,
+            self.profile.bootstrap,
         )
         got = self._deliver(entry, self.profile.topics.request, req.device_id, _encode(req))
         if isinstance(got, Failed):
@@ -482,7 +487,12 @@ class ActionLayer:
             return Refused("cancel", "invalid", text, tuple(errors), note)
         creq = self._sign(creq)
         entry = self.outbox.entry(
-            request_id, "cancel", device_id, self.profile.topics.control, creq.nonce
+            request_id,
+            "cancel",
+            device_id,
+            self.profile.topics.control,
+            creq.nonce,
+            self.profile.bootstrap,
         )
         got = self._deliver(entry, self.profile.topics.control, device_id, _encode(creq))
         if isinstance(got, Failed):
@@ -585,7 +595,12 @@ class ActionLayer:
             done.add(orig.request_id)
             new = self._sign(reissue(orig.request, now=self.now()))
             entry = self.outbox.entry(
-                new.request_id, "request", new.device_id, self.profile.topics.request, new.nonce
+                new.request_id,
+                "request",
+                new.device_id,
+                self.profile.topics.request,
+                new.nonce,
+                self.profile.bootstrap,
             )
             self.outbox.pending([entry])
             pacer.wait()
@@ -637,7 +652,7 @@ class ActionLayer:
 
     def reconcile(self, *, timeout_s: float = 30.0) -> list[Reconciled]:
         """Settle actions journalled by an earlier run that crashed mid-send (reads topics)."""
-        if not self.outbox.open_entries():
+        if not self.outbox.open_entries(self.profile.bootstrap):
             return []
 
         def read_keys(topic: str, since_ms: int) -> list[tuple[str, str, int, int]]:
@@ -657,7 +672,7 @@ class ActionLayer:
                         out.append((msg.request_id, msg.nonce, rec.partition, rec.offset))
             return out
 
-        return reconcile(self.outbox, read_keys)
+        return reconcile(self.outbox, read_keys, cluster=self.profile.bootstrap)
 
 
 def _encode(msg: DeviceRequest | CancelRequest) -> bytes:

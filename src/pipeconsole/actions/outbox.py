@@ -20,7 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -46,6 +46,8 @@ class OutboxEntry:
     """Tells this issue apart from another one for the same request id (cancels)."""
     possibly_persisted: bool = False
     """A delivery timeout in flight: the broker may have it."""
+    cluster: str = ""
+    """Bootstrap servers it was sent to: reconcile reads only the cluster it went to."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,23 +84,19 @@ class Outbox:
 
     def pending(self, entries: Iterable[OutboxEntry]) -> None:
         """Journal actions about to be produced (one fsync for the lot)."""
-        self._append(
-            {
-                "op": "pending",
-                "request_id": e.request_id,
-                "kind": e.kind,
-                "device_id": e.device_id,
-                "topic": e.topic,
-                "time_ms": e.time_ms,
-                "nonce": e.nonce,
-            }
-            for e in entries
-        )
+        self._append(_pending_line(e) for e in entries)
 
     def entry(
-        self, request_id: str, kind: Kind, device_id: str, topic: str, nonce: str = ""
+        self,
+        request_id: str,
+        kind: Kind,
+        device_id: str,
+        topic: str,
+        nonce: str = "",
+        cluster: str = "",
     ) -> OutboxEntry:
-        return OutboxEntry(request_id, kind, device_id, topic, int(self._clock() * 1000), nonce)
+        now_ms = int(self._clock() * 1000)
+        return OutboxEntry(request_id, kind, device_id, topic, now_ms, nonce, cluster=cluster)
 
     def acked(self, settled: Iterable[tuple[OutboxEntry, int, int]]) -> None:
         self._append(
@@ -139,8 +137,9 @@ class Outbox:
             for r in results
         )
 
-    def open_entries(self) -> list[OutboxEntry]:
-        """Entries still open: pending with no answer, or failed while possibly persisted."""
+    def open_entries(self, cluster: str | None = None) -> list[OutboxEntry]:
+        """Entries still open: pending with no answer, or failed while possibly persisted
+        (only those sent to ``cluster`` when given)."""
         try:
             lines = self.path.read_text(encoding="ascii", errors="replace").splitlines()
         except FileNotFoundError:
@@ -163,18 +162,18 @@ class Outbox:
                     str(x.get("topic", "")),
                     int(x.get("time_ms", 0)),
                     k[2],
+                    bool(x.get("possibly_persisted", False)),
+                    str(x.get("cluster", "")),
                 )
             elif op in ("acked", "reconciled"):
                 open_.pop(k, None)
             elif op == "failed" and k in open_:
                 if x.get("possibly_persisted"):
                     e = open_[k]
-                    open_[k] = OutboxEntry(
-                        e.request_id, e.kind, e.device_id, e.topic, e.time_ms, e.nonce, True
-                    )
+                    open_[k] = replace(e, possibly_persisted=True)
                 else:
                     open_.pop(k, None)
-        return list(open_.values())
+        return [e for e in open_.values() if cluster is None or e.cluster == cluster]
 
     def compact(self) -> int:
         """Rewrite the journal with only the open entries; returns how many remain."""
@@ -184,20 +183,7 @@ class Outbox:
             still = self.open_entries()
             tmp = self.path.with_suffix(".tmp")
             body = "".join(
-                json.dumps(
-                    {
-                        "op": "pending",
-                        "request_id": e.request_id,
-                        "kind": e.kind,
-                        "device_id": e.device_id,
-                        "topic": e.topic,
-                        "time_ms": e.time_ms,
-                        "nonce": e.nonce,
-                    },
-                    ensure_ascii=True,
-                    sort_keys=True,
-                )
-                + "\n"
+                json.dumps(_pending_line(e), ensure_ascii=True, sort_keys=True) + "\n"
                 for e in still
             )
             tmp.write_text(body, encoding="ascii")
@@ -205,9 +191,25 @@ class Outbox:
             return len(still)
 
 
+def _pending_line(e: OutboxEntry) -> dict[str, Any]:
+    return {
+        "op": "pending",
+        "request_id": e.request_id,
+        "kind": e.kind,
+        "device_id": e.device_id,
+        "topic": e.topic,
+        "time_ms": e.time_ms,
+        "nonce": e.nonce,
+        "cluster": e.cluster,
+        "possibly_persisted": e.possibly_persisted,
+    }
+
+
 def reconcile(
     outbox: Outbox,
     read_keys: Callable[[str, int], Iterable[tuple[str, str, int, int]]],
+    *,
+    cluster: str | None = None,
 ) -> list[Reconciled]:
     """Settle every open entry by reading its topic; returns what was found.
 
@@ -216,7 +218,7 @@ def reconcile(
     An open entry is ``present`` when a record with its request id (and nonce, if journalled)
     is there, else ``absent``. The journal is compacted afterwards.
     """
-    entries = outbox.open_entries()
+    entries = outbox.open_entries(cluster)
     if not entries:
         return []
     out: list[Reconciled] = []
