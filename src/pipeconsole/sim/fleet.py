@@ -205,9 +205,13 @@ class AsyncFleet:
         clock = self.clock
         if not isinstance(clock, ManualClock):
             raise TypeError("advance() needs a fleet started with a ManualClock")
+        start = clock.now()
+        target = start + seconds
         steps = max(1, math.ceil(seconds / self.tick_s - 1e-9))
-        for i in range(steps):
-            clock.advance(min(self.tick_s, seconds - i * self.tick_s))
+        for i in range(1, steps + 1):
+            # The last step lands exactly on the target: a lease that ends at start + seconds
+            # has ended when advance() returns, whatever the float rounding of the steps.
+            clock.advance((target if i == steps else start + i * self.tick_s) - clock.now())
             tasks = self.tick()
             if tasks:
                 await asyncio.gather(*tasks)

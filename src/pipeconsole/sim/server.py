@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1_048_576
 """Request bodies above this are refused with 413 before they are parsed."""
+CRASH_GRACE_S = 0.01
+"""How long a closing listener waits for running handlers before cancelling them. Not 0:
+aiohttp reads 0 as "no timeout" and would wait for a hung handler forever."""
 REQUEST_ID_RE = re.compile(r"[\x21-\x7e]{1,128}")
 ATTEMPT_RE = re.compile(r"[0-9]{1,6}")
 DEADLINE_RE = re.compile(r"-?[0-9]{1,12}")
@@ -116,7 +119,9 @@ class DeviceServer:
                 web.get("/_sim/counters", self.counters),
             ]
         )
-        runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=0.0)
+        runner = web.AppRunner(
+            app, access_log=None, handle_signals=False, shutdown_timeout=CRASH_GRACE_S
+        )
         await runner.setup()
         site = web.TCPSite(runner, self.bind, self.port, reuse_address=True)
         try:
