@@ -11,20 +11,14 @@ import httpx
 
 from pipeconsole.config import Profile
 from pipeconsole.ui.app import PipeConsoleApp
-from pipeconsole.ui.source import SnapshotSource
+from pipeconsole.ui.source import IngestSource, SnapshotSource
 
 __all__ = ["build_app", "kafka_source"]
 
 
 def kafka_source(profile: Profile) -> SnapshotSource:
     """The live source: Kafka reader thread -> model -> snapshots (``pipeconsole.ingest``)."""
-    from pipeconsole import ingest  # imported lazily: tests and screenshots need no Kafka
-
-    make = getattr(ingest, "snapshot_source", None)
-    if make is None:
-        raise RuntimeError("pipeconsole.ingest has no snapshot_source(profile)")
-    source: SnapshotSource = make(profile)
-    return source
+    return IngestSource(profile)
 
 
 def build_app(

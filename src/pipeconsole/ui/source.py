@@ -11,9 +11,10 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
+from pipeconsole.config import Profile
 from pipeconsole.model.snapshot import Snapshot
 
-__all__ = ["Emit", "SnapshotSource", "StaticSource"]
+__all__ = ["Emit", "IngestSource", "SnapshotSource", "StaticSource"]
 
 Emit = Callable[[Snapshot], None]
 """Thread-safe: hands one snapshot to the UI (coalesced if the UI is behind)."""
@@ -43,3 +44,24 @@ class StaticSource:
                 return
             emit(s)
         stop.wait()
+
+
+class IngestSource:
+    """The live source: :class:`pipeconsole.ingest.Ingest` (Kafka reader thread -> model).
+
+    Ingest runs its own reader thread and posts at most ``profile.refresh_hz`` snapshots a
+    second through ``on_snapshot``; this adapter starts it, waits for ``stop`` and stops it.
+    """
+
+    def __init__(self, profile: Profile) -> None:
+        self.profile = profile
+
+    def run(self, emit: Emit, stop: threading.Event) -> None:
+        from pipeconsole.ingest import Ingest  # lazily: tests and screenshots need no Kafka
+
+        ingest = Ingest(self.profile, on_snapshot=emit)
+        ingest.start()
+        try:
+            stop.wait()
+        finally:
+            ingest.stop()

@@ -94,8 +94,11 @@ class ConsoleScreen(Screen[None]):
 
     def set_filter(self, text: str) -> None:
         """Apply a filter typed elsewhere (``:devices health=failing``)."""
-        bar = self.query_one(FilterBar)
-        bar.input.value = text  # parsed and applied by FilterBar.on_input_changed
+        bars = self.query(FilterBar)
+        if not bars:  # not composed yet (a view just switched to): apply on mount
+            self._initial_filter = text
+            return
+        bars.first().input.value = text  # parsed and applied by FilterBar.on_input_changed
 
     def on_filter_bar_filter_changed(self, event: FilterBar.FilterChanged) -> None:
         self.filter = event.current

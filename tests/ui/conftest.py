@@ -1,0 +1,46 @@
+"""UI test fixtures: the real app from the factory, fed by injected snapshots (no broker)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+import pytest
+from textual.pilot import Pilot
+
+from pipeconsole.config import Profile
+from pipeconsole.model.snapshot import Snapshot
+from pipeconsole.ui.app import PipeConsoleApp
+from pipeconsole.ui.factory import build_app
+from pipeconsole.ui.messages import SnapshotReady
+
+
+def make_app(profile: Profile | None = None) -> PipeConsoleApp:
+    """The app exactly as the CLI builds it, minus the Kafka source and the log capture."""
+    return build_app(profile or Profile(), None, capture_logging=False)
+
+
+async def feed(pilot: Pilot[None], snapshot: Snapshot) -> None:
+    """Deliver ``snapshot`` as the ingest thread would, and let the screen redraw."""
+    pilot.app.post_message(SnapshotReady(snapshot))
+    await pilot.pause()
+    await pilot.pause()
+
+
+def before(snapshot: Snapshot, *keys: str) -> Callable[[Pilot[None]], Awaitable[None]]:
+    """A ``run_before`` for snap_compare: feed ``snapshot`` then press ``keys``."""
+
+    async def run(pilot: Pilot[None]) -> None:
+        await feed(pilot, snapshot)
+        for k in keys:
+            await pilot.press(k)
+            await pilot.pause()
+        await pilot.pause()
+
+    return run
+
+
+@pytest.fixture(autouse=True)
+def _no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textual.widgets import Input
+
+    monkeypatch.setattr(Input, "cursor_blink", False, raising=False)

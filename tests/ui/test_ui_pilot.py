@@ -1,0 +1,232 @@
+"""The operator's story, driven through the real app with injected snapshots (no broker)."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from conftest import feed, make_app
+from rich.text import Text
+from textual.widgets import DataTable, Static
+from uifixtures import disconnected, healthy, incident, reconnected
+
+from pipeconsole.config import Profile
+from pipeconsole.ui.screens.devices import DevicesScreen
+from pipeconsole.ui.screens.help import HelpScreen
+from pipeconsole.ui.screens.log import LogScreen
+from pipeconsole.ui.screens.overview import OverviewScreen
+from pipeconsole.ui.widgets.device_detail import DeviceDetail
+from pipeconsole.ui.widgets.filter_bar import FilterBar
+from pipeconsole.ui.widgets.pipeline_graph import PipelineGraph
+
+
+def static_text(widget: Static) -> str:
+    content = widget.render()
+    return content.plain if hasattr(content, "plain") else str(content)
+
+
+def detail_text(screen: DevicesScreen) -> str:
+    return "\n".join(static_text(s) for s in screen.query_one(DeviceDetail).query(Static))
+
+
+async def test_enter_on_launch_opens_the_top_incident_with_its_failing_check() -> None:
+    app = make_app()
+    snap = incident()
+    top = snap.incidents[0]
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, snap)
+        assert isinstance(app.screen, OverviewScreen)
+        await pilot.press("enter")  # the only keystroke
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DevicesScreen)
+        assert screen.device_id == top.device_id
+        text = detail_text(screen)
+        assert "no frames for 12 s" in text
+        assert top.failing_checks[0].split(": ", 1)[1] in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_number_keys_switch_views_and_esc_returns_to_the_overview() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, incident())
+        for key, mode in (("2", "devices"), ("3", "requests"), ("4", "backpressure"), ("5", "log")):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.current_mode == mode
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.current_mode == "overview"
+
+
+async def test_colon_command_opens_a_view_with_a_filter() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, incident())
+        await pilot.press("colon", *"dev health=failing", "enter")
+        await pilot.pause()
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DevicesScreen)
+        table = screen.query_one("#device-table", DataTable)
+        keys = [rk.value for rk in table.rows]
+        assert keys == [d.device_id for d in incident().devices if d.health.value == "FAILING"]
+
+
+async def test_unknown_command_is_explained_not_run() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, incident())
+        await pilot.press("colon", *"nuke", "enter")
+        await pilot.pause()
+        message = static_text(app.screen.query_one("#command-message", Static))
+        assert "unknown command 'nuke'" in message
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, OverviewScreen)
+
+
+async def test_filter_narrows_the_table_live_reports_errors_and_esc_clears() -> None:
+    app = make_app()
+    snap = incident()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, snap)
+        await pilot.press("2")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, DevicesScreen)
+        table = screen.query_one("#device-table", DataTable)
+        assert table.row_count == len(snap.devices)
+        await pilot.press("slash", *"stage=transcode")
+        await pilot.pause()
+        assert table.row_count == sum(d.stage == "transcode" for d in snap.devices)
+        await pilot.press("space", "left_parenthesis")  # invalid: the last good filter stays
+        await pilot.pause()
+        bar = screen.query_one(FilterBar)
+        assert bar.has_class("-error")
+        assert "expected an expression after '('" in static_text(
+            bar.query_one("#filter-message", Static)
+        )
+        assert table.row_count == sum(d.stage == "transcode" for d in snap.devices)
+        bar.input.value = "helth=failing"
+        await pilot.pause()
+        assert "did you mean 'health'" in static_text(bar.query_one("#filter-message", Static))
+        await pilot.press("escape")  # closes the prompt
+        await pilot.press("escape")  # clears the filter
+        await pilot.pause()
+        assert table.row_count == len(snap.devices)
+
+
+async def test_graph_keys_move_follow_edges_and_show_the_blast_radius() -> None:
+    app = make_app()
+    snap = incident()
+    top = snap.incidents[0].device_id
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, snap)
+        await pilot.press("g")
+        graph = app.screen.query_one(PipelineGraph)
+        assert graph.has_focus
+        assert graph.selected == top
+        await pilot.press("d")
+        downstream = {e.dst for e in snap.graph.edges if e.src == top}
+        assert graph.selected in downstream
+        await pilot.press("u")
+        assert graph.selected == top
+        await pilot.press("b")
+        assert graph.show_blast
+        blast = set(snap.incidents[0].blast_radius)
+        assert {k for k, v in graph._related.items() if v == "↓"} == blast
+        await pilot.press("right", "down")
+        assert graph.selected != top
+        await pilot.press("c")
+        assert graph.collapsed
+        assert graph.selected in {s.stage for s in snap.graph.stages.nodes}
+        await pilot.press("enter")  # opens the stage: graph expands, filtered to that stage
+        await pilot.pause()
+        assert not graph.collapsed
+        assert app.screen.filter.text.startswith("stage=")
+
+
+async def test_help_is_generated_from_live_bindings_including_remapped_keys() -> None:
+    profile = Profile(keymap={"overview.graph": "G", "no.such.binding": "x"})
+    app = make_app(profile)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await feed(pilot, incident())
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = app.screen.text.plain
+        assert "G" in [line.split()[0] for line in text.splitlines() if "overview.graph" in line]
+        assert ":devices" in text and "health=failing" in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert any("no.such.binding" in line.text for line in app.log_lines)
+
+
+async def test_connection_loss_is_shown_and_recovery_too() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, healthy())
+        summary = app.screen.query_one("#summary", Static)
+        assert "live" in static_text(summary)
+        await feed(pilot, disconnected())
+        text = static_text(summary)
+        assert "DISCONNECTED from 127.0.0.1:9092 for 12s" in text
+        assert "connection refused" in text
+        assert summary.has_class("-alert")
+        await feed(pilot, reconnected())
+        assert "reconnected to 127.0.0.1:9092 3s ago" in static_text(summary)
+        assert not summary.has_class("-alert")
+
+
+class _BrokenSource:
+    def run(self, emit: object, stop: object) -> None:
+        raise RuntimeError("boom: no route to broker")
+
+
+async def test_a_failing_source_lands_in_the_log_view_not_a_crash() -> None:
+    from pipeconsole.ui.factory import build_app
+
+    app = build_app(Profile(), _BrokenSource(), capture_logging=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not app.source_ok
+        assert any("boom: no route to broker" in line.text for line in app.log_lines)
+        await feed(pilot, incident())
+        assert "source stopped" in static_text(app.screen.query_one("#summary", Static))
+        await pilot.press("5", "o")
+        await pilot.pause()
+        assert isinstance(app.screen, LogScreen)
+
+
+async def test_table_rows_update_in_place_by_key() -> None:
+    app = make_app()
+    snap = incident()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, snap)
+        await pilot.press("2", "down", "down")
+        await pilot.pause()
+        table = app.screen.query_one("#device-table", DataTable)
+        cursor = table.cursor_row
+        first = snap.devices[0]
+        changed = replace(first, restarts=first.restarts + 7)
+        devices = (changed, *snap.devices[1:])
+        await feed(pilot, replace(snap, devices=devices, seq=snap.seq + 1))
+        assert table.cursor_row == cursor  # no rebuild: the cursor stayed
+        cell = table.get_cell(first.device_id, "rst")
+        assert isinstance(cell, Text) and cell.plain == str(first.restarts + 7)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (200, 60)])
+async def test_every_view_renders_at_small_and_large_sizes(size: tuple[int, int]) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await feed(pilot, incident())
+        for key in "12345":
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen.query_one("#summary", Static).region.width == size[0]
