@@ -246,7 +246,8 @@ class Ingest:
             self.fold(records)
         elif not self.caught_up.is_set():
             self.caught_up.set()
-        self._post()
+        # A full batch means a backlog: snapshot at 1 Hz until caught up, so reading wins.
+        self._post(slow=len(records) >= self.options.batch)
         return len(records)
 
     def fold(self, records: list[Record]) -> None:
@@ -262,9 +263,12 @@ class Ingest:
             model.consumed(topic, n)
         model.apply(decode_batch(records, self.types, fast_topics=self.fast_topics))
 
-    def _post(self, force: bool = False) -> None:
+    def _post(self, force: bool = False, slow: bool = False) -> None:
         now = time.monotonic()
-        if not force and now - self._last_post < 1.0 / self.options.snapshot_hz:
+        period = (
+            max(1.0, 1.0 / self.options.snapshot_hz) if slow else 1.0 / self.options.snapshot_hz
+        )
+        if not force and now - self._last_post < period:
             return
         self._last_post = now
         snap = self.model.snapshot()

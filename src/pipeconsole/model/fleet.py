@@ -79,6 +79,7 @@ class DeviceRecord:
         "state",
         "view",
         "view_age",
+        "view_ms",
     )
 
     def __init__(self, device_id: str, history: int) -> None:
@@ -104,6 +105,7 @@ class DeviceRecord:
         self.dirty = True
         self.view: DeviceView | None = None
         self.view_age = -1
+        self.view_ms = 0
 
 
 class Fleet:
@@ -116,7 +118,10 @@ class Fleet:
         history: int = 60,
         history_step_ms: int = 1000,
         max_devices: int = 50_000,
+        view_refresh_ms: int = 1000,
     ) -> None:
+        self.view_refresh_ms = view_refresh_ms
+        """A changed device's view is rebuilt at most this often (its age bucket is 1 s too)."""
         self.check_interval_s = check_interval_s
         self.stale_after_ms = int(3 * check_interval_s * 1000)
         self.history = history
@@ -162,6 +167,7 @@ class Fleet:
         rec.registered = True
         rec.removed = False
         rec.dirty = True
+        self.structure_version += 1  # stage may have changed: order and layers move
         return rec
 
     def removed(self, device_id: str) -> bool:
@@ -193,13 +199,15 @@ class Fleet:
         if t < rec.last_seen_ms:
             return rec  # older than what we have (replayed window, reordering): ignore
         old = rec.state
-        if old is None or len(old.links) != len(st.links) or _links_changed(old, st):
+        if old is None:
             self.structure_version += 1
+        # Link changes are noticed by the topology, which compares edge sets per analysis.
         rec.state = st
         rec.last_seen_ms = t
         rec.dirty = True
         if not rec.stage and st.stage:
             rec.stage = st.stage
+            self.structure_version += 1
         h = st.health
         if h != rec.last_health:
             if on_transition is not None:
@@ -209,13 +217,13 @@ class Fleet:
         if t - rec.last_point_ms >= self.history_step_ms:
             rec.last_point_ms = t
             pos = rec.hist_pos
-            base = pos * _METRICS
+            size = self.history
             hist = rec.hist
-            hist[base] = st.rate_in
-            hist[base + 1] = st.rate_out
-            hist[base + 2] = st.queue_depth
-            hist[base + 3] = st.in_flight
-            hist[base + 4] = st.latency_p99_ms
+            hist[pos] = st.rate_in
+            hist[size + pos] = st.rate_out
+            hist[2 * size + pos] = st.queue_depth
+            hist[3 * size + pos] = st.in_flight
+            hist[4 * size + pos] = st.latency_p99_ms
             rec.hist_t[pos] = t
             rec.hist_pos = (pos + 1) % self.history
             if rec.hist_len < self.history:
@@ -235,37 +243,51 @@ class Fleet:
         return _health(rec.last_health)
 
     def series(self, rec: DeviceRecord, metric: int) -> list[float]:
-        """One metric's history, oldest first."""
+        """One metric's history, oldest first (the ring is one contiguous run per metric)."""
         n, size, pos = rec.hist_len, self.history, rec.hist_pos
-        start = (pos - n) % size
+        base = metric * size
         hist = rec.hist
-        return [hist[((start + i) % size) * _METRICS + metric] for i in range(n)]
+        if n < size:
+            return hist[base : base + n].tolist()
+        return hist[base + pos : base + size].tolist() + hist[base : base + pos].tolist()
+
+    def times(self, rec: DeviceRecord) -> list[int]:
+        n, size, pos = rec.hist_len, self.history, rec.hist_pos
+        ht = rec.hist_t
+        if n < size:
+            return ht[:n].tolist()
+        return ht[pos:].tolist() + ht[:pos].tolist()
 
     def history_of(self, rec: DeviceRecord) -> DeviceHistory:
-        n, size, pos = rec.hist_len, self.history, rec.hist_pos
-        if n == 0:
+        if rec.hist_len == 0:
             return DeviceHistory()
-        start = (pos - n) % size
-        idx = [(start + i) % size for i in range(n)]
-        hist, ht = rec.hist, rec.hist_t
+        series = self.series
         return DeviceHistory(
-            time_ms=tuple(ht[i] for i in idx),
-            rate_in=tuple(hist[i * _METRICS] for i in idx),
-            rate_out=tuple(hist[i * _METRICS + 1] for i in idx),
-            queue_depth=tuple(int(hist[i * _METRICS + 2]) for i in idx),
-            in_flight=tuple(int(hist[i * _METRICS + 3]) for i in idx),
-            latency_p99_ms=tuple(hist[i * _METRICS + 4] for i in idx),
+            time_ms=tuple(self.times(rec)),
+            rate_in=tuple(series(rec, 0)),
+            rate_out=tuple(series(rec, 1)),
+            queue_depth=tuple(map(int, series(rec, 2))),
+            in_flight=tuple(map(int, series(rec, 3))),
+            latency_p99_ms=tuple(series(rec, 4)),
         )
 
     def view(self, device_id: str, rec: DeviceRecord, now_ms: int) -> DeviceView:
         """The device's view at ``now_ms``, rebuilt only when it changed or aged a second."""
         age_ms = now_ms - rec.last_seen_ms if rec.last_seen_ms else -1
         age_bucket = age_ms // 1000 if age_ms >= 0 else -1
-        if rec.view is not None and not rec.dirty and rec.view_age == age_bucket:
-            return rec.view
+        if rec.view is not None and rec.view_age == age_bucket:
+            # Health changes show at once; metric-only changes at most every refresh period,
+            # which grows with the fleet (10k devices: 5 s, their check interval).
+            refresh = max(self.view_refresh_ms, len(self.devices) // 2)
+            if not rec.dirty or (
+                rec.view.reported_health == _health(rec.last_health)
+                and now_ms - rec.view_ms < refresh
+            ):
+                return rec.view
         view = self._build_view(device_id, rec, now_ms, age_ms)
         rec.view = view
         rec.view_age = age_bucket
+        rec.view_ms = now_ms
         rec.dirty = False
         return view
 
@@ -343,10 +365,3 @@ class Fleet:
             history=self.history_of(rec),
             health_since_ms=rec.health_since_ms,
         )
-
-
-def _links_changed(old: Any, new: Any) -> bool:
-    for a, b in zip(old.links, new.links, strict=False):
-        if a.peer_id != b.peer_id or a.direction != b.direction:
-            return True
-    return False

@@ -148,7 +148,10 @@ class Model:
         self._connection = Connection(False, now, "", bootstrap)
         self._analysis: Analysis | None = None
         self._analysis_ms = 0
+        self._analysis_cost_ms = 0
         self._analysis_dirty = True
+        self._order: list[tuple[str, DeviceRecord]] = []
+        self._order_version = -1
         self._stale: set[str] = set()
         self._seq = 0
         self._rate = 0.0
@@ -419,7 +422,9 @@ class Model:
     def analyse(self, now_ms: int | None = None) -> Analysis:
         """Run the graph analyses now (the snapshot does so at a bounded rate)."""
         now = self._now() if now_ms is None else now_ms
+        t0 = time.perf_counter()
         self._analysis = self.topology.analyse(now)
+        self._analysis_cost_ms = int((time.perf_counter() - t0) * 1000)
         self._analysis_ms = now
         self._analysis_dirty = False
         return self._analysis
@@ -429,8 +434,10 @@ class Model:
         something changed and ``analysis_interval_s`` has passed since the last time."""
         now = self._now()
         if analyse is None:
+            # Adaptive bound: at most every interval, and never more than ~20 % of the time.
+            gap = max(self.analysis_interval_ms, 5 * self._analysis_cost_ms)
             analyse = self._analysis is None or (
-                now - self._analysis_ms >= self.analysis_interval_ms
+                now - self._analysis_ms >= gap
                 and (self._analysis_dirty or self._stale_changed(now))
             )
         if analyse:
@@ -439,10 +446,11 @@ class Model:
         assert analysis is not None
         self._seq += 1
         fleet = self.fleet
-        devices = tuple(
-            fleet.view(d, rec, now)
-            for d, rec in sorted(fleet.devices.items(), key=lambda kv: (kv[1].stage, kv[0]))
-        )
+        if self._order_version != fleet.structure_version:
+            self._order = sorted(fleet.devices.items(), key=lambda kv: (kv[1].stage, kv[0]))
+            self._order_version = fleet.structure_version
+        view = fleet.view
+        devices = tuple(view(d, rec, now) for d, rec in self._order)
         self._note_stale(devices, now)
         counts = {h: 0 for h in Health}
         stale = in_flight = 0

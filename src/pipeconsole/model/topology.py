@@ -312,8 +312,11 @@ class Topology:
                 continue
             cap, depth = st.queue_capacity, st.queue_depth
             fill = depth / cap if cap > 0 else 0.0
+            rin, rout = st.rate_in, st.rate_out
+            if not (rin > rout * 1.05 + 0.01 and depth > 0) and not (cap > 0 and fill >= 0.9):
+                continue
             depths = fleet.series(rec, 2)[-6:]
-            times = _times(fleet, rec)[-6:]
+            times = fleet.times(rec)[-6:]
             slope = 0.0
             if len(depths) >= 2 and times[-1] > times[0]:
                 slope = (depths[-1] - depths[0]) / ((times[-1] - times[0]) / 1000)
@@ -399,9 +402,3 @@ class Topology:
 
 
 _HEALTH_INDEX = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.FAILING: 2, Health.UNKNOWN: 3}
-
-
-def _times(fleet: Fleet, rec: Any) -> list[int]:
-    n, size, pos = rec.hist_len, fleet.history, rec.hist_pos
-    start = (pos - n) % size
-    return [rec.hist_t[(start + i) % size] for i in range(n)]

@@ -1,0 +1,157 @@
+"""Ingest benchmark: raw confluent-kafka consume vs the model's ingest of the same data.
+
+    python bench/ingest.py --n 500000 --devices 10000
+
+1. Starts an embedded broker (or uses ``--bootstrap``) and produces N ServiceStateUnchanged
+   events for ``--devices`` devices (plus their registry entries) onto fresh topics.
+2. (a) a raw consume loop: ``Consumer.consume()`` over the state topic, touching each value,
+   no decode;
+   (b) the console's ingest: :class:`pipeconsole.ingest.Ingest` (AssignReader -> decode ->
+   ``Model.apply``) over the same topic, snapshots included at the console's rate (4 Hz).
+3. Prints both rates, their ratio (target >= 0.5) and the RSS after (b) (target <= 300 MB at
+   10k devices).
+
+bench/ sits outside src/, so it may import confluent_kafka directly for the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import resource
+import time
+import uuid
+from dataclasses import replace
+
+from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+from pipeconsole.config import Profile, Topics
+from pipeconsole.ingest import Ingest, IngestOptions
+from pipeconsole.kafka.admin import ensure_topics
+from pipeconsole.kafka.client import client_settings
+from pipeconsole.kafka.producer import ConfirmingProducer
+from pipeconsole.model import pipeline
+from pipeconsole.model.fixtures import added, downstream_of, state
+
+
+def _topics() -> Topics:
+    suffix = uuid.uuid4().hex[:8]
+    base = Topics()
+    names = {
+        a: f"{getattr(base, a)}-bench-{suffix}"
+        for a in ("registry", "state", "request", "control", "response", "dlq", "chaos", "audit")
+    }
+    return replace(base, **names)
+
+
+def produce(profile: Profile, n: int, devices: int) -> float:
+    t = profile.topics
+    specs = pipeline(devices)
+    down = downstream_of(specs)
+    # The last round lands about now, so the devices are fresh when the model reads them.
+    start = int(time.time() * 1000) - (n // devices) * 5000 + 60_000
+    # One pre-serialized event per device and round; rounds advance time by 5 s.
+    t0 = time.perf_counter()
+    with ConfirmingProducer(profile, extra={"linger.ms": 20, "batch.size": 1_000_000}) as p:
+        for s in specs:
+            p.send(t.registry, added(s).SerializeToString(), key=s.device_id)
+        sent = k = 0
+        while sent < n:
+            ts = start + k * 5000
+            for s in specs:
+                if sent >= n:
+                    break
+                ev = state(
+                    s.device_id,
+                    ts,
+                    upstream=s.upstream,
+                    downstream=down[s.device_id],
+                    stage=s.stage,
+                    seq=k,
+                    queue_depth=5 + k % 7,
+                )
+                p.send(t.state, ev.SerializeToString(), key=s.device_id)
+                sent += 1
+            k += 1
+        p.flush(300)
+    return time.perf_counter() - t0
+
+
+def raw_consume(profile: Profile, n: int) -> float:
+    t = profile.topics
+    c = Consumer(
+        client_settings(
+            profile,
+            {
+                "group.id": f"bench-{uuid.uuid4()}",
+                "enable.auto.commit": False,
+                "fetch.wait.max.ms": 100,
+            },
+        )
+    )
+    md = c.list_topics(t.state, timeout=10)
+    c.assign([TopicPartition(t.state, p, OFFSET_BEGINNING) for p in md.topics[t.state].partitions])
+    got = 0
+    size = 0
+    t0 = time.perf_counter()
+    while got < n:
+        for m in c.consume(num_messages=5000, timeout=1.0):
+            if m.error() is None:
+                v = m.value()
+                size += len(v) if v else 0
+                got += 1
+    dt = time.perf_counter() - t0
+    c.close()
+    return got / dt
+
+
+def model_ingest(profile: Profile, n: int) -> tuple[float, int, int]:
+    ingest = Ingest(profile, options=IngestOptions(snapshot_hz=4.0, lag_interval_s=3600))
+    assert ingest.connect()
+    state_topic = profile.topics.state
+    t0 = time.perf_counter()
+    while True:
+        ingest.step(timeout=1.0)
+        tc = ingest.model._topics.get(state_topic)
+        if tc is not None and tc.consumed >= n:
+            break
+    dt = time.perf_counter() - t0
+    snap = ingest.snapshot_now()
+    ingest.close()
+    return n / dt, snap.fleet.total, snap.fleet.healthy
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--n", type=int, default=500_000)
+    ap.add_argument("--devices", type=int, default=10_000)
+    ap.add_argument("--bootstrap", default=None)
+    args = ap.parse_args()
+    broker = None
+    if args.bootstrap is None:
+        from pipeconsole.broker import EmbeddedBroker
+
+        broker = EmbeddedBroker()
+        broker.start()
+        bootstrap = broker.bootstrap
+    else:
+        bootstrap = args.bootstrap
+    try:
+        profile = Profile(name="bench", bootstrap=bootstrap, topics=_topics())
+        ensure_topics(profile, profile.topics)
+        dt = produce(profile, args.n, args.devices)
+        print(f"produced {args.n} state events for {args.devices} devices in {dt:.1f} s")
+        raw = raw_consume(profile, args.n)
+        print(f"(a) raw confluent-kafka consume : {raw:12,.0f} msgs/s")
+        rate, total, healthy = model_ingest(profile, args.n)
+        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"(b) model ingest (decode+apply) : {rate:12,.0f} msgs/s")
+        print(f"ratio (b)/(a)                   : {rate / raw:12.2f}   (target >= 0.5)")
+        print(f"devices in model                : {total:12,d} ({healthy} healthy)")
+        print(f"peak RSS                        : {rss_mb:12.0f} MB (target <= 300 MB)")
+    finally:
+        if broker is not None:
+            broker.stop()
+
+
+if __name__ == "__main__":
+    main()
