@@ -208,3 +208,42 @@ def test_replay_of_a_failed_window_is_paced_new_and_deduplicated(
     assert window_max <= 50
     audit = [a for a in _audits(profile) if a.action == "replay"]
     assert len(audit) == 1 and len(audit[0].request_ids) == 200
+
+
+def test_cli_reports_an_unreachable_broker_and_nothing_as_sent(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(
+        os.environ,
+        PIPECONSOLE_STATE_DIR=str(tmp_path),
+        PIPECONSOLE_CONFIG=str(tmp_path / "none.toml"),
+    )
+    p = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pipeconsole",
+            "request",
+            "schedule",
+            "--bootstrap",
+            f"127.0.0.1:{free_port()}",
+            "--device",
+            "enc-1",
+            "--method",
+            "POST",
+            "--uri",
+            "/restart",
+            "--send-timeout",
+            "2",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert p.returncode == 1
+    assert "not delivered" in p.stderr and "within 2 s" in p.stderr
+    assert "sent " not in p.stdout
