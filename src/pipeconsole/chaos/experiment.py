@@ -65,6 +65,7 @@ PROBES: Mapping[str, str] = {
     "lag_seconds": "the device actors' consumer lag, in seconds behind",
     "dlq_growth": "records dead-lettered since the experiment started",
     "undecodable_growth": "records the console could not decode since the experiment started",
+    "undecodable_mismatch": "undecodable growth minus the class-1 records this experiment sent",
     "requests_final": "fraction of the valid requests this experiment sent that are final",
     "chaos_dead_lettered": "fraction of the chaos records (classes 1, 2) found in the DLQ",
     "actors_alive": "device-actor instances reporting (not stale)",

@@ -102,6 +102,10 @@ def measure(
         return float(snap.dlq_total - baseline.dlq_total)
     if probe == "undecodable_growth":
         return float(undecodable_of(snap, request_topic) - baseline.undecodable)
+    if probe == "undecodable_mismatch":
+        with ledger.lock:
+            sent = ledger.undecodable_sent
+        return float(undecodable_of(snap, request_topic) - baseline.undecodable - sent)
     if probe == "requests_final":
         with ledger.lock:
             ids = set(ledger.valid_ids)

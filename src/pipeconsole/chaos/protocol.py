@@ -10,10 +10,12 @@
    entities at the size cap.
 
 :class:`ProtocolChaos` walks ``DESCRIPTOR.fields`` (recursing into message fields), so it works
-for any message; nothing here is written per message type. Every result is checked against two
-oracles you can pass in: ``decodes(bytes) -> bool`` (default: the wire codec's
-:func:`~pipeconsole.wire.codec.decode`) and ``validate(msg) -> errors`` (default: none). A
-class-1 result never decodes; a class-2 result decodes and fails validation; a class-3 result
+for any message; nothing here is written per message type. Every result is checked against
+oracles you can pass in: ``readable(bytes)`` (default: the wire codec with
+``allow_unknown=True``, the most lenient reader, such as the console), ``decodes(bytes)``
+(default: the strict codec, as the device actors read) and ``validate(msg) -> errors``
+(default: none). A class-1 result is not readable even leniently (structurally invalid under
+any schema version); a class-2 result decodes strictly and fails validation; a class-3 result
 decodes and passes it. Candidates that do not fit their class are skipped, never mislabelled.
 
 :class:`EvilSerializer` mixes chaos into a stream of valid messages at given rates (the papers:
@@ -82,11 +84,15 @@ class Emitted:
     chaos: ChaosMessage | None
 
 
-def codec_decodes(msg_type: type[Message]) -> Decodes:
-    """The wire codec's strict decode as an oracle: True when ``data`` decodes."""
+def codec_decodes(msg_type: type[Message], *, allow_unknown: bool = False) -> Decodes:
+    """The wire codec's decode as an oracle: True when ``data`` decodes."""
     from pipeconsole.wire.codec import DecodeFailure, decode
 
-    return lambda data: not isinstance(decode(msg_type, data), DecodeFailure)
+    def decodes(data: bytes) -> bool:
+        got = decode(msg_type, data, allow_unknown=allow_unknown)
+        return not isinstance(got, DecodeFailure)
+
+    return decodes
 
 
 @dataclass(frozen=True, slots=True)
@@ -186,6 +192,7 @@ class ProtocolChaos(Generic[M]):
         seed: int = 0,
         base: Callable[[random.Random], M] | None = None,
         decodes: Decodes | None = None,
+        readable: Decodes | None = None,
         validate: Validate | None = None,
         huge: int = 100_000,
         size_cap: int = 900_000,
@@ -195,6 +202,7 @@ class ProtocolChaos(Generic[M]):
         self.rng = random.Random(seed)
         self._base = base or (lambda _rng: msg_type())
         self._decodes = decodes or _strict_decoder(msg_type)
+        self._readable = readable or decodes or _strict_decoder(msg_type, allow_unknown=True)
         self._validate = validate
         self._huge = huge
         self._size_cap = size_cap
@@ -223,7 +231,7 @@ class ProtocolChaos(Generic[M]):
         fn = mangle.KINDS[kind]
         for _ in range(64):
             data = fn(self.valid().SerializeToString(), self.rng)
-            if not self._decodes(data):
+            if not self._readable(data):
                 return ChaosMessage(1, kind, "", data)
         # Damage kept landing on bytes that still decode (possible for bit flips on tiny
         # messages): make it structural for certain with an undefined wire type.
@@ -387,9 +395,9 @@ def _embed_in_path(uri: str, text: str) -> str:
     return uri.rstrip("/") + "/" + quoted
 
 
-def _strict_decoder(msg_type: type[Message]) -> Decodes:
+def _strict_decoder(msg_type: type[Message], *, allow_unknown: bool = False) -> Decodes:
     try:
-        return codec_decodes(msg_type)
+        return codec_decodes(msg_type, allow_unknown=allow_unknown)
     except ImportError:  # the codec is not there yet (parallel build): a strict local parse
         from google.protobuf.unknown_fields import UnknownFieldSet
 
@@ -400,7 +408,7 @@ def _strict_decoder(msg_type: type[Message]) -> Decodes:
                 msg = msg_type.FromString(data)
             except Exception:
                 return False
-            return len(UnknownFieldSet(msg)) == 0
+            return allow_unknown or len(UnknownFieldSet(msg)) == 0
 
         return decodes
 

@@ -109,6 +109,7 @@ def device_request_chaos(
         seed=seed,
         base=base,
         decodes=codec_decodes(DeviceRequest),
+        readable=codec_decodes(DeviceRequest, allow_unknown=True),
         validate=lambda m: validate_request(m),
         size_cap=size_cap,
     )
