@@ -31,9 +31,7 @@ def build_node_type() -> type[Message]:
         label=fdp_field.LABEL_OPTIONAL,
         type_name=".pcwiretest.Node",
     )
-    node.field.add(
-        name="s", number=2, type=fdp_field.TYPE_STRING, label=fdp_field.LABEL_OPTIONAL
-    )
+    node.field.add(name="s", number=2, type=fdp_field.TYPE_STRING, label=fdp_field.LABEL_OPTIONAL)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(fdp)
     return message_factory.GetMessageClass(pool.FindMessageTypeByName("pcwiretest.Node"))
@@ -54,9 +52,16 @@ def nested_node(node_type: type[Message], depth: int) -> Message:
     return root
 
 
-def load_blns() -> list[str]:
+def load_blns_bytes() -> list[bytes]:
+    """Every entry as bytes. Some are not UTF-8 on their own (the file splits long strings
+    into fixed-size pieces), which makes them good wire-level test input too."""
     raw = json.loads((DATA / "blns.base64.json").read_text())
-    return [base64.b64decode(item).decode("utf-8") for item in raw]
+    return [base64.b64decode(item) for item in raw]
+
+
+def load_blns() -> list[str]:
+    """Every entry as text (invalid UTF-8 replaced: protobuf strings cannot hold it)."""
+    return [item.decode("utf-8", "replace") for item in load_blns_bytes()]
 
 
 @pytest.fixture(scope="session")

@@ -246,14 +246,21 @@ def test_corrupt_framing_is_malformed(data: bytes) -> None:
     assert failure(decode(DeviceRequest, data)).code == "malformed"
 
 
-@settings(max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 @given(st.binary(max_size=512))
 def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     result = decode(DeviceRequest, data)
     assert isinstance(result, DeviceRequest | DecodeFailure)
     if isinstance(result, DecodeFailure):
         assert result.code in {
-            "empty", "too_large", "too_deep", "malformed", "bad_utf8", "unknown_fields",
+            "empty",
+            "too_large",
+            "too_deep",
+            "malformed",
+            "bad_utf8",
+            "unknown_fields",
             "wrong_type",
         }
 

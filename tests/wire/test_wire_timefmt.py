@@ -23,7 +23,10 @@ from pipeconsole.wire.timefmt import (
         ("2014-12-10T05:44:06.635Z", datetime(2014, 12, 10, 5, 44, 6, 635000, tzinfo=UTC)),
         ("2014-12-10t05:44:06z", datetime(2014, 12, 10, 5, 44, 6, tzinfo=UTC)),
         ("2014-12-10T06:44:06+01:00", datetime(2014, 12, 10, 5, 44, 6, tzinfo=UTC)),
-        ("2014-12-10T05:44:06.123456789-00:00", datetime(2014, 12, 10, 5, 44, 6, 123456, tzinfo=UTC)),
+        (
+            "2014-12-10T05:44:06.123456789-00:00",
+            datetime(2014, 12, 10, 5, 44, 6, 123456, tzinfo=UTC),
+        ),
         ("0001-01-01T00:00:00Z", datetime(1, 1, 1, tzinfo=UTC)),
         ("2024-02-29T23:59:59Z", datetime(2024, 2, 29, 23, 59, 59, tzinfo=UTC)),
     ],
@@ -95,7 +98,11 @@ def test_unix_ms_round_trip_and_range() -> None:
 
 
 @settings(max_examples=200, deadline=None, database=None)
-@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)))
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30), timezones=st.just(UTC)
+    )
+)
 def test_formatted_times_parse_back(dt: datetime) -> None:
     text = format_rfc3339(dt)
     assert parse_rfc3339(text) == dt.replace(microsecond=dt.microsecond // 1000 * 1000)

@@ -23,7 +23,9 @@ from pipeconsole.wire.validate import (
 NOW = datetime(2026, 11, 26, 11, 0, 0, tzinfo=UTC)
 
 
-def errors_for(at_issue: bool = False, limits: Limits | None = None, **fields: object) -> list[FieldError]:
+def errors_for(
+    at_issue: bool = False, limits: Limits | None = None, **fields: object
+) -> list[FieldError]:
     req = valid_request()
     for name, value in fields.items():
         if name == "headers":
@@ -59,7 +61,9 @@ def test_seed_uri_with_broken_percent_encoding() -> None:
 
 
 def test_seed_content_type_injection() -> None:
-    err = only(errors_for(entity_content_type="#cmds={({'/bin/echo', #eps})"), "entity_content_type")
+    err = only(
+        errors_for(entity_content_type="#cmds={({'/bin/echo', #eps})"), "entity_content_type"
+    )
     assert err.code == "grammar"
     assert "position 5" in err.message
 
@@ -74,8 +78,14 @@ def test_seed_zone_id_timestamps(field: str, text: str) -> None:
 
 @pytest.mark.parametrize(
     ("method", "code"),
-    [("", "required"), ("get", "not_allowed"), ("BREW", "not_allowed"), ("GET\r\n", "grammar"),
-     ("G" * 33, "too_long"), ("PO ST", "grammar")],
+    [
+        ("", "required"),
+        ("get", "not_allowed"),
+        ("BREW", "not_allowed"),
+        ("GET\r\n", "grammar"),
+        ("G" * 33, "too_long"),
+        ("PO ST", "grammar"),
+    ],
 )
 def test_method_rules(method: str, code: str) -> None:
     assert only(errors_for(method=method), "method").code == code
@@ -115,7 +125,9 @@ def test_uri_rules(uri: str, code: str, words: str) -> None:
     assert words in err.message
 
 
-@pytest.mark.parametrize("uri", ["/health", "health", "/jobs/a%20b?x=1&y=%2F", "/a/./b", "/~user/@x:1"])
+@pytest.mark.parametrize(
+    "uri", ["/health", "health", "/jobs/a%20b?x=1&y=%2F", "/a/./b", "/~user/@x:1"]
+)
 def test_good_relative_uris(uri: str) -> None:
     assert errors_for(uri=uri) == []
 
@@ -149,16 +161,29 @@ def test_header_name_in_the_field_is_sanitized() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["text/plain", "application/json; charset=utf-8", 'multipart/form-data; boundary="a b;c"',
-     "application/vnd.api+json;v=1"],
+    [
+        "text/plain",
+        "application/json; charset=utf-8",
+        'multipart/form-data; boundary="a b;c"',
+        "application/vnd.api+json;v=1",
+    ],
 )
 def test_good_media_types(value: str) -> None:
     assert errors_for(entity_content_type=value) == []
 
 
 @pytest.mark.parametrize(
-    "value", ["text", "text/", "text/plain; charset", "text/plain; a=\"open", "a/b c", "/x",
-              "text/plain\r\nX: y", "${jndi:ldap://x}"]
+    "value",
+    [
+        "text",
+        "text/",
+        "text/plain; charset",
+        'text/plain; a="open',
+        "a/b c",
+        "/x",
+        "text/plain\r\nX: y",
+        "${jndi:ldap://x}",
+    ],
 )
 def test_bad_media_types(value: str) -> None:
     assert only(errors_for(entity_content_type=value), "entity_content_type").code == "grammar"
@@ -177,8 +202,12 @@ def test_schedule_time_rules() -> None:
     assert errors_for(schedule_time="2014-12-10T05:44:06Z") == []  # past: a misfire, not invalid
     far = format_rfc3339(NOW + timedelta(days=400))
     assert only(errors_for(schedule_time=far), "schedule_time").code == "too_far"
-    assert only(errors_for(schedule_time="2014-02-30T00:00:00Z"), "schedule_time").code == "bad_time"
-    assert only(errors_for(schedule_time="0000-01-01T00:00:00Z"), "schedule_time").code == "bad_time"
+    assert (
+        only(errors_for(schedule_time="2014-02-30T00:00:00Z"), "schedule_time").code == "bad_time"
+    )
+    assert (
+        only(errors_for(schedule_time="0000-01-01T00:00:00Z"), "schedule_time").code == "bad_time"
+    )
 
 
 def test_deadline_rules() -> None:
@@ -199,9 +228,14 @@ def test_deadline_rules() -> None:
 
 @pytest.mark.parametrize(
     ("value", "code"),
-    [("", "required"), ("not-a-uuid", "grammar"), (str(uuid.uuid4()).upper(), "grammar"),
-     ("{" + str(uuid.uuid4()) + "}", "grammar"), (uuid.uuid4().hex, "grammar"),
-     ("00000000-0000-0000-0000-000000000000", "not_allowed")],
+    [
+        ("", "required"),
+        ("not-a-uuid", "grammar"),
+        (str(uuid.uuid4()).upper(), "grammar"),
+        ("{" + str(uuid.uuid4()) + "}", "grammar"),
+        (uuid.uuid4().hex, "grammar"),
+        ("00000000-0000-0000-0000-000000000000", "not_allowed"),
+    ],
 )
 def test_request_id_is_a_canonical_uuid(value: str, code: str) -> None:
     assert only(errors_for(request_id=value), "request_id").code == code
@@ -209,8 +243,14 @@ def test_request_id_is_a_canonical_uuid(value: str, code: str) -> None:
 
 @pytest.mark.parametrize(
     ("value", "code"),
-    [("", "required"), ("a/b", "grammar"), ("../etc", "grammar"), ("dev 1", "grammar"),
-     ("d" * 65, "too_long"), ("dév", "grammar")],
+    [
+        ("", "required"),
+        ("a/b", "grammar"),
+        ("../etc", "grammar"),
+        ("dev 1", "grammar"),
+        ("d" * 65, "too_long"),
+        ("dév", "grammar"),
+    ],
 )
 def test_device_id_charset_and_length(value: str, code: str) -> None:
     assert only(errors_for(device_id=value), "device_id").code == code
