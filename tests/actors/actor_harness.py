@@ -65,7 +65,7 @@ def at(seconds_from_now: float) -> str:
 def request(
     device_id: str,
     *,
-    uri: str = "/streams/s1/start",
+    uri: str | None = None,
     method: str = "POST",
     schedule: str = "",
     deadline: str | None = None,
@@ -75,7 +75,7 @@ def request(
 ) -> DeviceRequest:
     return DeviceRequest(
         method=method,
-        uri=uri,
+        uri=uri or f"/streams/s-{uuid.uuid4().hex[:12]}/start",
         schedule_time=schedule,
         misfire_strategy=DeviceRequest.FORGET if forget else DeviceRequest.BEST_EFFORT,
         request_id=request_id or str(uuid.uuid4()),
@@ -248,7 +248,7 @@ class ServiceThread:
                 raise AssertionError("dispatch did not get an assignment")
             time.sleep(0.05)
 
-    def stop(self, timeout: float = 30.0) -> None:
+    def stop(self, timeout: float = 45.0) -> None:
         if self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
