@@ -285,7 +285,11 @@ class ActionLayer:
         if self._sender is None:
             from pipeconsole.kafka.producer import ConfirmingProducer
 
-            self._sender = ConfirmingProducer(self.profile, delivery_timeout_s=self.send_timeout_s)
+            # librdkafka scans for timed-out messages about once a second: ask it to give up
+            # a second early so that the error arrives within send_timeout_s.
+            self._sender = ConfirmingProducer(
+                self.profile, delivery_timeout_s=max(0.5, self.send_timeout_s - 1.0)
+            )
         self.auditor.sender = self._sender
         return self._sender
 
