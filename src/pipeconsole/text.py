@@ -27,7 +27,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["MAX_MARKS", "is_unsafe_char", "sanitize", "visible"]
+__all__ = ["MAX_MARKS", "first_unsafe", "is_unsafe_char", "sanitize", "visible"]
 
 MAX_MARKS: Final = 8
 """Combining marks kept in a row; more is Zalgo text that smears over neighbouring lines."""
@@ -56,6 +56,12 @@ _INPUT_FACTOR: Final = 16
 def is_unsafe_char(ch: str) -> bool:
     """True when ``ch`` (one character) would be shown as an escape by ``sanitize``."""
     return _UNSAFE.fullmatch(ch) is not None
+
+
+def first_unsafe(text: str) -> int:
+    """Position of the first character ``sanitize`` would escape, or -1."""
+    match = _UNSAFE.search(text)
+    return match.start() if match is not None else -1
 
 
 def visible(ch: str) -> str:
