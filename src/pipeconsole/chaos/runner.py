@@ -80,6 +80,8 @@ class Plan:
     """Devices downstream of the targets (the indirect blast radius), sorted."""
     refusal: str = ""
     """Why the plan may not run; empty when it may."""
+    unresolved: bool = False
+    """Some target is not (yet) known to the console with an address."""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -202,8 +204,21 @@ class Runner:
         return snap
 
     def plan(self, snap: Snapshot | None = None) -> Plan:
-        """Resolve every action's targets against the fleet and check the blast-radius limit."""
-        snap = snap or self._wait_snapshot(self.exp.warmup_s)
+        """Resolve every action's targets against the fleet and check the blast-radius limit.
+
+        Without ``snap``, wait (up to ``warmup_s``) for a snapshot in which every target is
+        known: a console that just connected may not have read the whole registry yet."""
+        if snap is not None:
+            return self._plan(snap)
+        deadline = self._mono() + self.exp.warmup_s
+        while True:
+            got = self._plan(self._wait_snapshot(max(0.0, deadline - self._mono())))
+            unresolved = got.fleet_size == 0 or got.unresolved
+            if not unresolved or self._mono() >= deadline or self._abort.is_set():
+                return got
+            self._abort.wait(min(0.2, self.exp.probe_interval_s))
+
+    def _plan(self, snap: Snapshot | None) -> Plan:
         if snap is None or snap.fleet.total == 0:
             return Plan(0, (), (), (), (), refusal="no fleet visible (is anything registered?)")
         problems: list[str] = []
@@ -211,6 +226,7 @@ class Runner:
         for a in self.exp.method:
             ts = _resolve(a.select, snap, problems, a.name)
             actions.append((a.name, ts))
+        unresolved = bool(problems)
         by_id = {t.device_id: t for _, ts in actions for t in ts}
         targets = tuple(sorted(by_id))
         stages = tuple(sorted({t.stage for t in by_id.values()}))
@@ -231,7 +247,9 @@ class Runner:
                 f"blast radius: {len(targets)}/{total} of the fleet targeted, limit "
                 f"max_fraction = {br.max_fraction:g}"
             )
-        return Plan(total, tuple(actions), targets, stages, downstream, "; ".join(problems))
+        return Plan(
+            total, tuple(actions), targets, stages, downstream, "; ".join(problems), unresolved
+        )
 
     # -- the run ---------------------------------------------------------------------------
 
