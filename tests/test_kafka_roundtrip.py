@@ -47,3 +47,14 @@ def test_same_device_lands_on_one_partition(profile: Profile) -> None:
             for _ in range(20)
         }
     assert len(parts) == 1
+
+
+def test_reading_to_the_end_from_the_end_returns_nothing_at_once(profile: Profile) -> None:
+    with ConfirmingProducer(profile) as producer:
+        producer.send_sync(profile.topics.state, b"old", key="d", timeout=30)
+    future_ms = 4_102_444_800_000  # 2100-01-01: no record at or after it
+    for start in ("end", future_ms):
+        with AssignReader(profile, [profile.topics.state], start) as reader:
+            assert reader.read_to_end(timeout=5) == []
+    with AssignReader(profile, [profile.topics.state], "beginning") as reader:
+        assert [r.value for r in reader.read_to_end(timeout=30)] == [b"old"]

@@ -103,6 +103,8 @@ class AssignReader:
                 assignment.append(TopicPartition(tp.topic, tp.partition, off))
         self._consumer.assign(assignment)
         self.partitions = [(tp.topic, tp.partition) for tp in assignment]
+        self._starts = {(tp.topic, tp.partition): tp.offset for tp in assignment}
+        """Where each partition started: an offset, OFFSET_BEGINNING or OFFSET_END."""
 
     def poll_batch(self, max_records: int = 5000, timeout: float = 0.1) -> list[Record]:
         """Up to ``max_records`` records; empty when none came within ``timeout``.
@@ -162,9 +164,17 @@ class AssignReader:
         """Everything from the start positions up to the high watermarks taken now."""
         import time
 
-        high = {k: hi for k, (_lo, hi) in self.watermarks().items()}
+        marks = self.watermarks()
+        high = {k: hi for k, (_lo, hi) in marks.items()}
         out: list[Record] = []
-        done = {k for k, hi in high.items() if hi == 0}
+        # Nothing to read: an empty partition, or one that starts at (or past) its end. A
+        # partition positioned at its end reports no position until a record arrives, so it
+        # must be settled here rather than by position().
+        done = {
+            k
+            for k, (lo, hi) in marks.items()
+            if lo >= hi or self._starts[k] == OFFSET_END or self._starts[k] >= hi
+        }
         deadline = time.monotonic() + timeout
         while len(done) < len(high):
             if time.monotonic() > deadline:
