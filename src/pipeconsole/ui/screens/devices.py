@@ -50,7 +50,7 @@ def _row(d: DeviceView) -> tuple[Text, ...]:
     )
     return (
         health_text(d.health, stale=d.stale),
-        plain(d.device_id, max_len=40),
+        plain(d.device_id, max_len=24),
         plain(d.stage, max_len=20),
         Text(d.state.value),
         fill,
