@@ -92,6 +92,12 @@ class AssignReader:
                     assignment.append(TopicPartition(topic, p, OFFSET_END))
                 else:
                     by_time.append(TopicPartition(topic, p, int(where)))
+        self._not_before: dict[tuple[str, int], int] = {
+            (tp.topic, tp.partition): tp.offset for tp in by_time
+        }
+        """Partitions started by time -> that time: some brokers (Tansu) answer
+        offsets_for_times with an earlier offset, so older records are skipped until the
+        first one at or after the time."""
         if by_time:
             try:
                 found = self._consumer.offsets_for_times(by_time, timeout=timeout)
@@ -118,6 +124,13 @@ class AssignReader:
             if m.error() is not None:
                 continue
             ts_type, ts = m.timestamp()
+            if self._not_before:
+                where = (m.topic() or "", m.partition() or 0)
+                floor = self._not_before.get(where)
+                if floor is not None:
+                    if ts_type and ts < floor:
+                        continue
+                    del self._not_before[where]
             key, value = m.key(), m.value()
             out.append(
                 Record(
