@@ -117,6 +117,7 @@ def model_ingest(profile: Profile, n: int) -> tuple[float, int, int]:
     dt = time.perf_counter() - t0
     snap = ingest.snapshot_now()
     ingest.close()
+    model_ingest.keep = ingest  # type: ignore[attr-defined]  # keep the model alive for RSS
     return n / dt, snap.fleet.total, snap.fleet.healthy
 
 
@@ -143,11 +144,14 @@ def main() -> None:
         raw = raw_consume(profile, args.n)
         print(f"(a) raw confluent-kafka consume : {raw:12,.0f} msgs/s")
         rate, total, healthy = model_ingest(profile, args.n)
-        rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        with open("/proc/self/statm") as f:
+            rss_mb = int(f.read().split()[1]) * resource.getpagesize() / 2**20
         print(f"(b) model ingest (decode+apply) : {rate:12,.0f} msgs/s")
         print(f"ratio (b)/(a)                   : {rate / raw:12.2f}   (target >= 0.5)")
         print(f"devices in model                : {total:12,d} ({healthy} healthy)")
-        print(f"peak RSS                        : {rss_mb:12.0f} MB (target <= 300 MB)")
+        print(f"RSS after (b), model alive      : {rss_mb:12.0f} MB (target <= 300 MB)")
+        print(f"peak RSS of the whole run       : {peak_mb:12.0f} MB (includes producing N)")
     finally:
         if broker is not None:
             broker.stop()
