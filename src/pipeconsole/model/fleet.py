@@ -78,7 +78,6 @@ class DeviceRecord:
         "stage",
         "state",
         "view",
-        "view_age",
         "view_ms",
     )
 
@@ -104,7 +103,6 @@ class DeviceRecord:
         self.last_point_ms = 0
         self.dirty = True
         self.view: DeviceView | None = None
-        self.view_age = -1
         self.view_ms = 0
 
 
@@ -274,19 +272,22 @@ class Fleet:
     def view(self, device_id: str, rec: DeviceRecord, now_ms: int) -> DeviceView:
         """The device's view at ``now_ms``, rebuilt only when it changed or aged a second."""
         age_ms = now_ms - rec.last_seen_ms if rec.last_seen_ms else -1
-        age_bucket = age_ms // 1000 if age_ms >= 0 else -1
-        if rec.view is not None and rec.view_age == age_bucket:
-            # Health changes show at once; metric-only changes at most every refresh period,
-            # which grows with the fleet (10k devices: 5 s, their check interval).
+        view = rec.view
+        if view is not None:
+            # Rebuilt at once when what an operator acts on changed (staleness, health);
+            # otherwise (metrics, the "last seen" age) at most every refresh period, which grows
+            # with the fleet (10k devices: 5 s, their check interval). The exact age is always
+            # ``snapshot.time_ms - view.last_seen_ms``.
             refresh = max(self.view_refresh_ms, len(self.devices) // 2)
-            if not rec.dirty or (
-                rec.view.reported_health == _health(rec.last_health)
+            if (
+                view.stale == self.is_stale(rec, now_ms)
+                and view.reported_health
+                == (_health(rec.last_health) if rec.state else view.reported_health)
                 and now_ms - rec.view_ms < refresh
             ):
-                return rec.view
+                return view
         view = self._build_view(device_id, rec, now_ms, age_ms)
         rec.view = view
-        rec.view_age = age_bucket
         rec.view_ms = now_ms
         rec.dirty = False
         return view
