@@ -35,7 +35,7 @@ from pipeconsole.sim.device import Counters, SimDevice
 from pipeconsole.sim.faults import Fault, FaultRequest, FieldProblem, parse_fault
 from pipeconsole.sim.flow import FlowModel
 from pipeconsole.sim.registry import Registrar
-from pipeconsole.sim.server import DeviceServer
+from pipeconsole.sim.server import DeviceServer, quiet_parse_errors
 from pipeconsole.sim.topology import DEFAULT_STAGES, Layout, default_layout, load_topology
 
 __all__ = ["AsyncFleet", "DeviceHandle", "Fleet", "build_layout"]
@@ -141,6 +141,7 @@ class AsyncFleet:
     # ---- lifecycle --------------------------------------------------------------------
 
     async def start(self) -> None:
+        quiet_parse_errors()
         ids = list(self.servers)
         for i in range(0, len(ids), OPEN_BATCH):
             await asyncio.gather(*(self.servers[d].open() for d in ids[i : i + OPEN_BATCH]))

@@ -24,13 +24,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from aiohttp import web
+from aiohttp import http_exceptions, web
 
 from pipeconsole.sim.dedup import Result
 from pipeconsole.sim.device import Attempt, SimDevice
 from pipeconsole.sim.faults import Fault, FaultRequest, FieldProblem, parse_fault
 
-__all__ = ["MAX_BODY_BYTES", "DeviceHost", "DeviceServer"]
+__all__ = ["MAX_BODY_BYTES", "DeviceHost", "DeviceServer", "quiet_parse_errors"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,25 @@ ATTEMPT_RE = re.compile(r"[0-9]{1,6}")
 DEADLINE_RE = re.compile(r"-?[0-9]{1,12}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _ParseErrorFilter(logging.Filter):
+    """Drops aiohttp's traceback for a request it could not parse: that is the client's fault,
+    answered with a 400 already, and logging it per request would let a client flood the log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, http_exceptions.HttpProcessingError)
+
+
+_FILTER = _ParseErrorFilter()
+
+
+def quiet_parse_errors() -> None:
+    """Install the filter on ``aiohttp.server`` (idempotent)."""
+    logger = logging.getLogger("aiohttp.server")
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
 
 
 class DeviceHost(Protocol):
@@ -164,6 +183,7 @@ class DeviceServer:
                 dev.in_flight -= 1
         if not plane:
             dev.latencies_ms.append((time.perf_counter() - t0) * 1000.0)
+            dev.latency_samples += 1
             if 400 <= response.status < 500:
                 dev.rejected += 1
         return response
