@@ -43,6 +43,12 @@ __all__ = ["simulate"]
 @click.option("--tick-ms", default=100, show_default=True, help="Flow model step.")
 @click.option("--no-register", is_flag=True, help="Do not talk to Kafka at all.")
 @click.option(
+    "--register-timeout-s",
+    default=15.0,
+    show_default=True,
+    help="How long the broker has to confirm the registry events.",
+)
+@click.option(
     "--manifest",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
@@ -58,6 +64,7 @@ def simulate(
     base_port: int,
     tick_ms: int,
     no_register: bool,
+    register_timeout_s: float,
     manifest: Path | None,
 ) -> None:
     """Run a simulated fleet of devices on loopback, registered on the registry topic."""
@@ -81,6 +88,7 @@ def simulate(
         host=host,
         base_port=base_port,
         profile=None if no_register else profile,
+        register_timeout_s=register_timeout_s,
     )
 
     async def run() -> None:

@@ -79,8 +79,10 @@ class AsyncFleet:
         profile: Profile | None = None,
         starve_after_s: float = 2.0,
         blocked_after_s: float = 1.0,
+        register_timeout_s: float = 15.0,
     ) -> None:
         self.layout = layout
+        self.register_timeout_s = register_timeout_s
         self.clock: Clock = clock or RealClock()
         self.tick_s = tick_s
         self.profile = profile
@@ -145,11 +147,16 @@ class AsyncFleet:
         ids = list(self.servers)
         for i in range(0, len(ids), OPEN_BATCH):
             await asyncio.gather(*(self.servers[d].open() for d in ids[i : i + OPEN_BATCH]))
-        if self.profile is not None:
+        profile = self.profile
+        if profile is not None:
             loop = asyncio.get_running_loop()
-            self._registrar = await loop.run_in_executor(None, Registrar, self.profile)
+            timeout = self.register_timeout_s
+            registrar = await loop.run_in_executor(
+                None, lambda: Registrar(profile, timeout_s=timeout)
+            )
+            self._registrar = registrar
             pairs = [(self.layout.get(d), self.servers[d].base_url) for d in ids]
-            await loop.run_in_executor(None, self._registrar.added, pairs, self.unix_ms())
+            await loop.run_in_executor(None, registrar.added, pairs, self.unix_ms())
             self.registered = True
         if not isinstance(self.clock, ManualClock):
             self._ticker = asyncio.create_task(self._tick_forever(), name="sim-ticker")
