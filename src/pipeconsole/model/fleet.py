@@ -119,7 +119,8 @@ class Fleet:
         view_refresh_ms: int = 1000,
     ) -> None:
         self.view_refresh_ms = view_refresh_ms
-        """A changed device's view is rebuilt at most this often (its age bucket is 1 s too)."""
+        """Minimum period between rebuilds of a view whose health and staleness did not change
+        (scaled up to devices/2 ms for big fleets)."""
         self.check_interval_s = check_interval_s
         self.stale_after_ms = int(3 * check_interval_s * 1000)
         self.history = history
