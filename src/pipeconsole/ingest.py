@@ -52,7 +52,8 @@ __all__ = ["DEFAULT_LAG_GROUP", "Ingest", "IngestOptions", "decode_batch", "mess
 
 LOG = logging.getLogger("pipeconsole.ingest")
 
-DEFAULT_LAG_GROUP = "pipeconsole-actors"
+DEFAULT_LAG_GROUP = "pipeconsole-dispatch"
+"""The device actors' consumer group (`pipeconsole dispatch --group` default)."""
 """The device actors' consumer group, whose lag the console shows."""
 
 _UPB = api_implementation.Type() == "upb"

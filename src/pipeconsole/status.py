@@ -84,7 +84,7 @@ def _fraction(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--max-unhealthy", callback=_fraction, help="e.g. 10% (default: profile SLO).")
 @click.option("--max-deadline-miss", callback=_fraction, help="e.g. 1% (default: profile SLO).")
 @click.option("--max-lag-seconds", type=click.FloatRange(min=0), default=None)
-@click.option("--lag-group", default="pipeconsole-actors", show_default=True)
+@click.option("--lag-group", default="pipeconsole-dispatch", show_default=True)
 @click.option(
     "--window",
     "window_s",
