@@ -261,8 +261,10 @@ def dispatch_process(
     profile: Profile, group: str, actor_id: str, *extra: str
 ) -> subprocess.Popen[bytes]:
     """``pipeconsole dispatch`` as a real subprocess (for kill -9)."""
+    prof = os.environ.get("PIPECONSOLE_DISPATCH_PROFILE")  # bench: a cProfile output path
     cmd = [
         sys.executable,
+        *(["-m", "cProfile", "-o", prof] if prof else []),
         "-m",
         "pipeconsole",
         "dispatch",

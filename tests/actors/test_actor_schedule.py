@@ -110,10 +110,19 @@ def test_owned_devices_are_health_checked_and_status_is_published(
             20,
             "the crashed device to be reported unreachable",
         )
-        kinds = [m.WhichOneof("event") for m in states.values()]
-        assert "changed" in kinds and "unchanged" in kinds
-        statuses = states.actor_statuses()
-        assert statuses and set(statuses[-1].devices) >= set(devs)
-        assert statuses[-1].in_flight_limit == 128
+        states.wait(
+            lambda: {"changed", "unchanged"} <= {m.WhichOneof("event") for m in states.values()},
+            10,
+            "both changed and unchanged state events",
+        )
+        states.wait(
+            lambda: (
+                bool(states.actor_statuses())
+                and set(states.actor_statuses()[-1].devices) >= set(devs)
+            ),
+            10,
+            "an actor status naming every device",
+        )
+        assert states.actor_statuses()[-1].in_flight_limit == 128
     finally:
         svc.stop()

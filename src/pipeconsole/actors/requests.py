@@ -210,6 +210,7 @@ class RequestLifecycle:
             else:
                 req = job.request
                 result = await svc.executor.execute(
+                    svc.client(job.device_id),
                     url=info.base_url.rstrip("/") + req.uri,
                     method=req.method,
                     headers=dict(req.headers),

@@ -29,6 +29,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import threading
 import time
 from collections import OrderedDict
@@ -108,6 +109,9 @@ class DispatchService:
             clock=self._mono,
         )
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._clients: dict[str, httpx.AsyncClient] = {}
+        self._tls = ssl.create_default_context()
+        """One TLS context for every device pool (loading CA files per client costs ~60 ms)."""
         self._stopping = False
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -144,17 +148,14 @@ class DispatchService:
         s = self.settings
         producer = ConfirmingProducer(self.profile)
         self.publisher = Publisher(producer, stopping=lambda: self._stopping)
-        limits = httpx.Limits(
-            max_connections=s.in_flight_limit, max_keepalive_connections=s.in_flight_limit
-        )
-        client = httpx.AsyncClient(limits=limits, transport=self._transport, trust_env=False)
         health_client = httpx.AsyncClient(
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
             transport=self._transport,
             trust_env=False,
+            verify=self._tls,
         )
         self.slots = asyncio.Semaphore(s.in_flight_limit)
-        self.executor = Executor(client, self.budget, s.retry, clock=self._mono)
+        self.executor = Executor(self.budget, s.retry, clock=self._mono)
         self.checker = HealthChecker(
             health_client, actor_id=s.actor_id, timeout_s=s.check_timeout_s, wall=self._wall
         )
@@ -193,7 +194,8 @@ class DispatchService:
             self._registry_stop.set()
             if registry_thread is not None:
                 registry_thread.join(2.0)
-            await client.aclose()
+            for c in self._clients.values():
+                await c.aclose()
             await health_client.aclose()
             await loop.run_in_executor(None, producer.close)
 
@@ -269,6 +271,20 @@ class DispatchService:
             )
             self.actors[device_id] = actor
         return actor
+
+    def client(self, device_id: str) -> httpx.AsyncClient:
+        """The device's own connection pool (``per_device_in_flight`` connections)."""
+        c = self._clients.get(device_id)
+        if c is None:
+            n = self.settings.per_device_in_flight
+            c = httpx.AsyncClient(
+                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
+                transport=self._transport,
+                trust_env=False,
+                verify=self._tls,
+            )
+            self._clients[device_id] = c
+        return c
 
     def _refresh_ownership(self) -> None:
         """Health-check exactly the registry devices this instance owns."""
