@@ -15,6 +15,7 @@ from pipeconsole.ui.records import LAG_FIELDS, lag_record
 from pipeconsole.ui.render import age, bar, count, fill_style, plain, rate
 from pipeconsole.ui.screens.base import ConsoleScreen
 from pipeconsole.ui.screens.overview import bottlenecks_text
+from pipeconsole.ui.widgets.panel import Panel
 
 __all__ = ["BackpressureScreen"]
 
@@ -78,7 +79,7 @@ class BackpressureScreen(ConsoleScreen):
         with Vertical(id="bp-main"):
             yield DataTable(id="lag-table", cursor_type="row", zebra_stripes=True)
             yield Static("Bottlenecks", classes="panel-title")
-            yield Static(id="bp-bottlenecks")
+            yield Panel(id="bp-bottlenecks")
             yield Static("Device actors", classes="panel-title")
             yield DataTable(id="actor-table", cursor_type="row")
 
@@ -106,7 +107,7 @@ class BackpressureScreen(ConsoleScreen):
                 [(f"{r.group}|{r.topic}|{r.partition}", _lag_row(r, slo)) for r in rows],
                 LAG_COLUMNS,
             )
-            self.query_one("#bp-bottlenecks", Static).update(bottlenecks_text(snapshot, limit=5))
+            self.query_one("#bp-bottlenecks", Panel).show_text(bottlenecks_text(snapshot, limit=5))
             _sync(
                 self.query_one("#actor-table", DataTable),
                 [(a.actor_id, _actor_row(a)) for a in snapshot.actors],

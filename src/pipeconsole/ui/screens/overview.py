@@ -23,6 +23,7 @@ from pipeconsole.ui.records import DEVICE_FIELDS, device_record
 from pipeconsole.ui.render import age, plain
 from pipeconsole.ui.screens.base import ConsoleScreen
 from pipeconsole.ui.widgets.incidents import IncidentList
+from pipeconsole.ui.widgets.panel import Panel
 from pipeconsole.ui.widgets.pipeline_graph import PipelineGraph
 from pipeconsole.ui.widgets.timeline import Timeline
 
@@ -61,7 +62,7 @@ class OverviewScreen(ConsoleScreen):
                 yield Static("Incidents (root-cause candidates)", classes="panel-title")
                 yield IncidentList(id="incidents")
                 yield Static("Bottlenecks", classes="panel-title")
-                yield Static(id="bottlenecks")
+                yield Panel(id="bottlenecks")
         yield Timeline(id="timeline")
 
     @property
@@ -81,7 +82,7 @@ class OverviewScreen(ConsoleScreen):
             )
         self.graph.set_graph(snapshot.graph, devices, visible)
         self.incidents.show(snapshot.incidents)
-        self.query_one("#bottlenecks", Static).update(bottlenecks_text(snapshot))
+        self.query_one("#bottlenecks", Panel).show_text(bottlenecks_text(snapshot))
         self.query_one(Timeline).set_items(snapshot.timeline)
 
     def focus_main(self) -> None:

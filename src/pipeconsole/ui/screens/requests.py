@@ -16,6 +16,7 @@ from pipeconsole.model.snapshot import DlqEntry, RequestRow, Snapshot
 from pipeconsole.ui.records import REQUEST_FIELDS, request_record
 from pipeconsole.ui.render import clock, count, deadline_bar, plain, state_style, state_text
 from pipeconsole.ui.screens.base import ConsoleScreen
+from pipeconsole.ui.widgets.panel import Panel
 
 __all__ = ["RequestsScreen", "ordered_requests"]
 
@@ -82,7 +83,7 @@ class RequestsScreen(ConsoleScreen):
         self._dlq_order: tuple[tuple[str, int, int], ...] = ()
 
     def compose_body(self) -> ComposeResult:
-        yield Static(id="outcomes")
+        yield Panel(id="outcomes")
         with Vertical(id="req-main"):
             yield DataTable(id="request-table", cursor_type="row", zebra_stripes=True)
             yield Static("Dead-letter queue (newest first)", classes="panel-title")
@@ -101,7 +102,7 @@ class RequestsScreen(ConsoleScreen):
         self.query_one("#request-table", DataTable).focus()
 
     def show(self, snapshot: Snapshot) -> None:
-        self.query_one("#outcomes", Static).update(outcomes_text(snapshot))
+        self.query_one("#outcomes", Panel).show_text(outcomes_text(snapshot))
         rows = [r for r in ordered_requests(snapshot) if self.filter.matches(request_record(r))]
         table: DataTable[Text] = self.query_one("#request-table", DataTable)
         order = tuple(r.request_id for r in rows)

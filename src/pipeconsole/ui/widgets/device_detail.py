@@ -26,6 +26,7 @@ from pipeconsole.ui.render import (
     rate,
     state_text,
 )
+from pipeconsole.ui.widgets.panel import Panel
 from pipeconsole.ui.widgets.timeline import event_text
 
 __all__ = ["DeviceDetail", "checks_text", "probe_text"]
@@ -212,31 +213,31 @@ class DeviceDetail(VerticalScroll, can_focus=True):
         self.probing = False
 
     def compose(self) -> ComposeResult:
-        yield Static(id="dd-header")
+        yield Panel(id="dd-header")
         with Horizontal(id="dd-body"):
             with Vertical(id="dd-left"):
-                yield Static(id="dd-checks")
-                yield Static(id="dd-probe")
+                yield Panel(id="dd-checks")
+                yield Panel(id="dd-probe")
             with Vertical(id="dd-right"):
-                yield Static(id="dd-metrics")
+                yield Panel(id="dd-metrics")
                 yield Static("in/out rate", classes="spark-label")
                 yield Sparkline([], id="dd-spark-rate")
                 yield Static("queue depth", classes="spark-label")
                 yield Sparkline([], id="dd-spark-queue")
                 yield Static("latency p99", classes="spark-label")
                 yield Sparkline([], id="dd-spark-latency")
-        yield Static(id="dd-links")
-        yield Static(id="dd-requests")
-        yield Static(id="dd-events")
+        yield Panel(id="dd-links")
+        yield Panel(id="dd-requests")
+        yield Panel(id="dd-events")
 
     def show(self, snapshot: Snapshot | None, device_id: str | None) -> None:
         if device_id != self.device_id:
             self.probe, self.probing = None, False
         self.device_id = device_id
         d = snapshot.device(device_id) if snapshot and device_id else None
-        header = self.query_one("#dd-header", Static)
+        header = self.query_one("#dd-header", Panel)
         if snapshot is None or d is None:
-            header.update(Text("select a device", style="dim"))
+            header.show_text(Text("select a device", style="dim"))
             for sid in (
                 "#dd-checks",
                 "#dd-probe",
@@ -245,24 +246,24 @@ class DeviceDetail(VerticalScroll, can_focus=True):
                 "#dd-requests",
                 "#dd-events",
             ):
-                self.query_one(sid, Static).update("")
+                self.query_one(sid, Panel).show_text(Text(""))
             return
-        header.update(header_text(d, snapshot.time_ms))
-        self.query_one("#dd-checks", Static).update(checks_text(d))
-        self.query_one("#dd-metrics", Static).update(metrics_text(d))
+        header.show_text(header_text(d, snapshot.time_ms))
+        self.query_one("#dd-checks", Panel).show_text(checks_text(d))
+        self.query_one("#dd-metrics", Panel).show_text(metrics_text(d))
         self.query_one("#dd-spark-rate", Sparkline).data = list(d.history.rate_out)
         self.query_one("#dd-spark-queue", Sparkline).data = [
             float(q) for q in d.history.queue_depth
         ]
         self.query_one("#dd-spark-latency", Sparkline).data = list(d.history.latency_p99_ms)
-        self.query_one("#dd-links", Static).update(links_text(snapshot, d.device_id))
-        self.query_one("#dd-requests", Static).update(requests_text(snapshot, d.device_id))
-        self.query_one("#dd-events", Static).update(events_text(snapshot, d.device_id))
-        self.query_one("#dd-probe", Static).update(probe_text(self.probe, self.probing, d))
+        self.query_one("#dd-links", Panel).show_text(links_text(snapshot, d.device_id))
+        self.query_one("#dd-requests", Panel).show_text(requests_text(snapshot, d.device_id))
+        self.query_one("#dd-events", Panel).show_text(events_text(snapshot, d.device_id))
+        self.query_one("#dd-probe", Panel).show_text(probe_text(self.probe, self.probing, d))
         self._telemetry = d
 
     def show_probe(
         self, result: ProbeResult | None, pending: bool, telemetry: DeviceView | None
     ) -> None:
         self.probe, self.probing = result, pending
-        self.query_one("#dd-probe", Static).update(probe_text(result, pending, telemetry))
+        self.query_one("#dd-probe", Panel).show_text(probe_text(result, pending, telemetry))

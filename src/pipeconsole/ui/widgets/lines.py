@@ -41,6 +41,12 @@ class LineList(ScrollView, Generic[T], can_focus=True):
     def set_items(self, items: Sequence[T]) -> None:
         if items is self.items:
             return
+        old = self.items
+        if len(items) == len(old) and (not items or items[0] == old[0]):
+            # Bounded, newest-first histories: same length and same newest entry means
+            # nothing new arrived; keep the cached lines and skip the repaint.
+            self.items = items
+            return
         self.items = items
         self._cache.clear()
         self.virtual_size = Size(0, len(items))

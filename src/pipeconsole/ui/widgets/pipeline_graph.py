@@ -29,7 +29,7 @@ from typing import ClassVar
 from rich.segment import Segment
 from rich.style import Style
 from textual.binding import BindingType
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -131,6 +131,7 @@ class PipelineGraph(ScrollView, can_focus=True):
         self._related: dict[str, str] = {}
         self._name_w = NAME_MIN
         self._cell_w = NAME_MIN + 8
+        self._frame: tuple[int, int, Style] = (0, 0, Style())
 
     # ------------------------------------------------------------------ attributes down
 
@@ -157,10 +158,21 @@ class PipelineGraph(ScrollView, can_focus=True):
         """Put the cursor on ``key`` if it is shown; returns whether it is."""
         if key not in self._pos:
             return False
+        old = set(self._related)
+        before = self.scroll_offset
         self.selected = key
         self._relate()
         self._scroll_to_selected()
-        self.refresh()
+        if self.scroll_offset != before:
+            self.refresh()
+        else:  # repaint only the rows whose markers changed, and the edge line
+            view = self.scrollable_content_region
+            top = int(self.scroll_offset.y)
+            rows = {self._pos[k][1] for k in old | set(self._related) if k in self._pos}
+            for row in rows:
+                if 1 <= row - top + 1 < view.height - 1:
+                    self.refresh(Region(0, row - top + 1, view.width, 1))
+            self.refresh(Region(0, view.height - 1, view.width, 1))
         if not self.collapsed:
             self.post_message(self.NodeSelected(key))
         return True
@@ -178,10 +190,12 @@ class PipelineGraph(ScrollView, can_focus=True):
         self._up, self._down, self._edges = up, down, edges
 
     def _build(self) -> None:
+        before_cols, before_headers = self._columns, self._headers
         if self.collapsed:
             self._build_stages()
         else:
             self._build_devices()
+        self._repaint_changed(before_cols, before_headers)
         self._pos = {
             c.key: (x, y) for x, col in enumerate(self._columns) for y, c in enumerate(col)
         }
@@ -200,7 +214,21 @@ class PipelineGraph(ScrollView, can_focus=True):
         self._cell_w = self._name_w + 8
         rows = max((len(c) for c in self._columns), default=0)
         self.virtual_size = Size(self._cell_w * len(self._columns), rows + 2)
-        self.refresh()
+
+    def _repaint_changed(self, cols: list[list[_Cell]], headers: list[str]) -> None:
+        """Refresh only the visible rows whose cells changed (4 snapshots a second, 2,000
+        nodes: repainting everything each time would eat the keypress budget)."""
+        new = self._columns
+        if headers != self._headers or [len(c) for c in cols] != [len(c) for c in new]:
+            self.refresh()
+            return
+        view = self.scrollable_content_region
+        top = int(self.scroll_offset.y)
+        for y in range(1, view.height - 1):
+            row = top + y - 1
+            if any(row < len(a) and a[row] != b[row] for a, b in zip(cols, new, strict=True)):
+                self.refresh(Region(0, y, view.width, 1))
+        self.refresh(Region(0, view.height - 1, view.width, 1))
 
     def _default_selection(self) -> str | None:
         cells = [c for col in self._columns for c in col]
@@ -325,9 +353,14 @@ class PipelineGraph(ScrollView, can_focus=True):
 
     # ------------------------------------------------------------------ drawing
 
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # Region and style lookups walk the DOM; do them once per frame, not once per line.
+        view = self.scrollable_content_region
+        self._frame = (view.width, view.height, self.rich_style)
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
-        width = self.scrollable_content_region.width
-        height = self.scrollable_content_region.height
+        width, height, base = self._frame
         if y == 0:
             return self._header_line(width)
         if y == height - 1 and height > 2:
@@ -348,13 +381,13 @@ class PipelineGraph(ScrollView, can_focus=True):
                 )
             ]
         strip = Strip(segments).crop(int(self.scroll_offset.x), int(self.scroll_offset.x) + width)
-        return strip.extend_cell_length(width).apply_style(self.rich_style)
+        return strip.extend_cell_length(width).apply_style(base)
 
     def _header_line(self, width: int) -> Strip:
         w = self._cell_w
         segs = [Segment(f"  {h}"[: w - 1].ljust(w), Style(bold=True)) for h in self._headers]
         x = int(self.scroll_offset.x)
-        return Strip(segs).crop(x, x + width).extend_cell_length(width).apply_style(self.rich_style)
+        return Strip(segs).crop(x, x + width).extend_cell_length(width).apply_style(self._frame[2])
 
     def _cell_segments(self, c: _Cell) -> list[Segment]:
         rel = self._related.get(c.key, " ")
@@ -382,7 +415,7 @@ class PipelineGraph(ScrollView, can_focus=True):
     def _edge_line(self, width: int) -> Strip:
         sel = self.selected
         if not sel:
-            return Strip.blank(width, self.rich_style)
+            return Strip.blank(width, self._frame[2])
         if self.collapsed:
             text = f"stage {sanitize(sel, max_len=40)} · enter: show its devices · c: expand"
             return Strip([Segment(text[:width].ljust(width), Style(dim=True))])

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import Static
 
 from pipeconsole.config import Slo
 from pipeconsole.model.snapshot import Health, Snapshot
 from pipeconsole.text import sanitize
 from pipeconsole.ui.render import HEALTH_MARK, HEALTH_STYLE, age, count, rate
+from pipeconsole.ui.widgets.panel import Panel
 
 __all__ = ["RECOVERED_SHOW_S", "SummaryBar", "summary_text"]
 
@@ -92,15 +92,15 @@ def banner_text(s: Snapshot, source_ok: bool) -> Text | None:
     return None
 
 
-class SummaryBar(Static):
+class SummaryBar(Panel):
     """Counts by health, ingest rate, lag, deadline-miss rate, drops, connection state."""
 
     def show(self, snapshot: Snapshot | None, slo: Slo, source_ok: bool = True) -> None:
         if snapshot is None:
-            self.update(Text("waiting for the first snapshot…", Style(dim=True)))
+            self.show_text(Text("waiting for the first snapshot…", Style(dim=True)))
             self.set_class(False, "-alert")
             return
         line = summary_text(snapshot, slo, source_ok)
         banner = banner_text(snapshot, source_ok)
         self.set_class(banner is not None and not snapshot.connection.connected, "-alert")
-        self.update(line if banner is None else Text("\n", end="").join([banner, line]))
+        self.show_text(line if banner is None else Text("\n", end="").join([banner, line]))
