@@ -43,7 +43,9 @@ class DispatchSettings:
     """Retry budget: retries earned per request."""
     retry_min_per_s: float = 0.2
     """Retry budget floor: retries earned per second whatever the traffic."""
-    retry_max_tokens: float = 100.0
+    retry_max_tokens: float = 20.0
+    """Retry budget bucket size: retries a burst of failures may spend at once, on top of the
+    10% they earn (bounds the carry-over from earlier healthy traffic)."""
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     deadline_interactive_s: float = 10.0
     """Deadline of an INTERACTIVE request with an empty deadline, from its fire time."""
