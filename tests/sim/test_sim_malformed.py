@@ -116,8 +116,8 @@ def test_naughty_strings_in_every_field_never_break_the_device(
             assert 400 <= status < 500, (s, status)
         for header in ("X-Request-Id", "X-Attempt", "X-Deadline-Remaining-Ms", "Content-Type"):
             try:
-                value = s.encode("utf-8")
-                answers.append(http.post(f"{base}/streams/h{sent}/start", headers={header: value}))
+                raw = [(header.encode(), s.encode("utf-8"))]
+                answers.append(http.post(f"{base}/streams/h{sent}/start", headers=raw))
             except httpx.LocalProtocolError:
                 pass  # the client itself refuses to send it (CR/LF): nothing reaches the device
         for a in answers:
