@@ -76,7 +76,7 @@ def produce(profile: Profile, n: int, devices: int) -> float:
     return time.perf_counter() - t0
 
 
-def raw_consume(profile: Profile, n: int) -> float:
+def raw_consume(profile: Profile, n: int, batch: int) -> float:
     t = profile.topics
     c = Consumer(
         client_settings(
@@ -94,7 +94,7 @@ def raw_consume(profile: Profile, n: int) -> float:
     size = 0
     t0 = time.perf_counter()
     while got < n:
-        for m in c.consume(num_messages=5000, timeout=1.0):
+        for m in c.consume(num_messages=batch, timeout=1.0):
             if m.error() is None:
                 v = m.value()
                 size += len(v) if v else 0
@@ -104,8 +104,10 @@ def raw_consume(profile: Profile, n: int) -> float:
     return got / dt
 
 
-def model_ingest(profile: Profile, n: int) -> tuple[float, int, int]:
-    ingest = Ingest(profile, options=IngestOptions(snapshot_hz=4.0, lag_interval_s=3600))
+def model_ingest(profile: Profile, n: int, batch: int) -> tuple[float, int, int]:
+    ingest = Ingest(
+        profile, options=IngestOptions(snapshot_hz=4.0, lag_interval_s=3600, batch=batch)
+    )
     assert ingest.connect()
     state_topic = profile.topics.state
     t0 = time.perf_counter()
@@ -126,6 +128,12 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=500_000)
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--bootstrap", default=None)
+    ap.add_argument(
+        "--batch",
+        type=int,
+        default=IngestOptions().batch,
+        help="records per consume() call, the same for (a) and (b)",
+    )
     args = ap.parse_args()
     broker = None
     if args.bootstrap is None:
@@ -141,15 +149,17 @@ def main() -> None:
         ensure_topics(profile, profile.topics)
         dt = produce(profile, args.n, args.devices)
         print(f"produced {args.n} state events for {args.devices} devices in {dt:.1f} s")
-        raw = raw_consume(profile, args.n)
+        raw = raw_consume(profile, args.n, args.batch)
         print(f"(a) raw confluent-kafka consume : {raw:12,.0f} msgs/s")
-        rate, total, healthy = model_ingest(profile, args.n)
+        rate, total, healthy = model_ingest(profile, args.n, args.batch)
+        sampled = model_ingest.keep.model._topics[profile.topics.state].sampled  # type: ignore[attr-defined]
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         with open("/proc/self/statm") as f:
             rss_mb = int(f.read().split()[1]) * resource.getpagesize() / 2**20
         print(f"(b) model ingest (decode+apply) : {rate:12,.0f} msgs/s")
         print(f"ratio (b)/(a)                   : {rate / raw:12.2f}   (target >= 0.5)")
         print(f"devices in model                : {total:12,d} ({healthy} healthy)")
+        print(f"superseded heartbeats skipped   : {sampled:12,d} (shown as sampled)")
         print(f"RSS after (b), model alive      : {rss_mb:12.0f} MB (target <= 300 MB)")
         print(f"peak RSS of the whole run       : {peak_mb:12.0f} MB (includes producing N)")
     finally:

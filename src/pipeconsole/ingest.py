@@ -119,6 +119,36 @@ def decode_batch(
     return out
 
 
+_UNCHANGED_TAG = 0x12
+"""First byte of a serialized ``StateEvent`` whose oneof is ``unchanged`` (field 2, wire type 2)."""
+
+
+def coalesce_heartbeats(records: list[Record], state_topic: str) -> tuple[list[Record], int]:
+    """Drop heartbeats that a later record of the same device in this batch supersedes.
+
+    A ``ServiceStateUnchanged`` says "nothing changed, here are fresh metrics"; when the same
+    batch holds a later event for that device, the earlier heartbeat adds nothing the console
+    shows but a sparkline point, so it is skipped without being decoded and counted as sampled.
+    Changes (``ServiceStateChanged``), actor statuses and undecodable records are always kept.
+    This only bites while catching up on a backlog: live batches rarely repeat a device.
+    """
+    last: dict[bytes, int] = {}
+    for i, r in enumerate(records):
+        if r.topic == state_topic and r.key:
+            last[r.key] = i
+    if len(last) == sum(1 for r in records if r.topic == state_topic and r.key):
+        return records, 0
+    kept: list[Record] = []
+    skipped = 0
+    for i, r in enumerate(records):
+        v = r.value
+        if r.topic == state_topic and r.key and v and v[0] == _UNCHANGED_TAG and last[r.key] != i:
+            skipped += 1
+            continue
+        kept.append(r)
+    return kept, skipped
+
+
 @dataclass(frozen=True, slots=True)
 class IngestOptions:
     snapshot_hz: float = 4.0
@@ -128,7 +158,7 @@ class IngestOptions:
     lag_group: str = DEFAULT_LAG_GROUP
     lag_interval_s: float = 5.0
     """How often lag and reachability are polled."""
-    batch: int = 5000
+    batch: int = 20000
     """Records per poll."""
     retry_max_s: float = 5.0
     """Longest wait between reconnection attempts."""
@@ -174,6 +204,8 @@ class Ingest:
         self._lag_thread: threading.Thread | None = None
         self._inbox: queue.SimpleQueue[tuple[str, Any]] = queue.SimpleQueue()
         self._reader: Any = None
+        self._snapshot_cost = 0.0
+        """Seconds the last snapshot took to build."""
         self._last_post = 0.0
         self.caught_up = threading.Event()
         """Set once the backlog present at connection time has been read."""
@@ -262,6 +294,11 @@ class Ingest:
                 model.mark_offset(r.topic, r.partition, r.offset, r.timestamp_ms)
         for topic, n in counts.items():
             model.consumed(topic, n)
+        state_topic = self.profile.topics.state
+        if counts.get(state_topic, 0) > 1:
+            records, skipped = coalesce_heartbeats(records, state_topic)
+            if skipped:
+                model.sampled(state_topic, skipped)
         model.apply(decode_batch(records, self.types, fast_topics=self.fast_topics))
 
     def _post(self, force: bool = False, slow: bool = False) -> None:
@@ -269,10 +306,14 @@ class Ingest:
         period = (
             max(1.0, 1.0 / self.options.snapshot_hz) if slow else 1.0 / self.options.snapshot_hz
         )
+        # Building a snapshot of a big fleet takes a while; never let it take more than about
+        # a fifth of the reader's time, so reading keeps up whatever the fleet size.
+        period = max(period, 4.0 * self._snapshot_cost)
         if not force and now - self._last_post < period:
             return
         self._last_post = now
         snap = self.model.snapshot()
+        self._snapshot_cost = time.monotonic() - now
         self.latest = snap
         if self.on_snapshot is not None:
             try:

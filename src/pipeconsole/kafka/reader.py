@@ -120,27 +120,31 @@ class AssignReader:
         """
         msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
         out: list[Record] = []
+        append = out.append
+        not_before = self._not_before
+        # The hot loop of every reader: positional construction, no per-record helper calls
+        # unless a record has headers. Without deserializers, keys and values are bytes.
         for m in msgs:
             if m.error() is not None:
                 continue
             ts_type, ts = m.timestamp()
-            if self._not_before:
+            if not_before:
                 where = (m.topic() or "", m.partition() or 0)
-                floor = self._not_before.get(where)
+                floor = not_before.get(where)
                 if floor is not None:
                     if ts_type and ts < floor:
                         continue
-                    del self._not_before[where]
-            key, value = m.key(), m.value()
-            out.append(
+                    del not_before[where]
+            h = m.headers()
+            append(
                 Record(
-                    topic=m.topic() or "",
-                    partition=m.partition() or 0,
-                    offset=m.offset() or 0,
-                    timestamp_ms=ts if ts_type else -1,
-                    key=key.encode() if isinstance(key, str) else key,
-                    value=value.encode() if isinstance(value, str) else value,
-                    headers=_headers(m.headers()),
+                    m.topic(),  # type: ignore[arg-type]
+                    m.partition(),  # type: ignore[arg-type]
+                    m.offset(),  # type: ignore[arg-type]
+                    ts if ts_type else -1,
+                    m.key(),
+                    m.value(),
+                    _headers(h) if h else (),
                 )
             )
         return out

@@ -189,6 +189,10 @@ class Model:
         t.consumed += n
         self._consumed_total += n
 
+    def sampled(self, topic: str, n: int) -> None:
+        """The ingest skipped ``n`` records of ``topic`` that later ones superseded."""
+        self._topic(topic).sampled += n
+
     def mark_offset(self, topic: str, partition: int, offset: int, timestamp_ms: int) -> None:
         """Offset/timestamp pair of a record read, for lag in seconds."""
         self.lag.mark(topic, partition, offset, timestamp_ms)
