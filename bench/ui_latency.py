@@ -138,7 +138,8 @@ def main() -> None:
     args = ap.parse_args()
     r = asyncio.run(measure(args.devices, args.rate, args.presses))
     print(
-        f"devices {r['devices']}  ingest {r['ingest_rate']:,.0f} msg/s (target {r['target_rate']:,.0f})"
+        f"devices {r['devices']}  ingest {r['ingest_rate']:,.0f} msg/s"
+        f" (target {r['target_rate']:,.0f})"
         f"  snapshots {r['snapshots']} (build p50 {r['snapshot_build_ms_p50']:.1f} ms)"
     )
     print(

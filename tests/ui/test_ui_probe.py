@@ -18,9 +18,7 @@ from pipeconsole.ui.screens.devices import DevicesScreen
 
 
 def with_url(s: Snapshot, device_id: str, url: str) -> Snapshot:
-    devices = tuple(
-        replace(d, base_url=url) if d.device_id == device_id else d for d in s.devices
-    )
+    devices = tuple(replace(d, base_url=url) if d.device_id == device_id else d for d in s.devices)
     return replace(s, devices=devices)
 
 

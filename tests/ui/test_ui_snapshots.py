@@ -43,4 +43,6 @@ def test_help(snap_compare: Any) -> None:
 
 
 def test_graph_collapsed_by_stage(snap_compare: Any) -> None:
-    assert snap_compare(make_app(), terminal_size=(120, 36), run_before=before(incident(), "g", "c"))
+    assert snap_compare(
+        make_app(), terminal_size=(120, 36), run_before=before(incident(), "g", "c")
+    )

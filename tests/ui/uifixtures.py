@@ -20,7 +20,10 @@ from pipeconsole.model.snapshot import (
     TimelineEvent,
 )
 
-EVIL = "[bold red]x[/] [link=https://evil.example]y[/link] [@click=app.quit]z[/] \x1b]0;pwned\x07 \x1b[2J \u202eevil"
+EVIL = (
+    "[bold red]x[/] [link=https://evil.example]y[/link] [@click=app.quit]z[/]"
+    " \x1b]0;pwned\x07 \x1b[2J \u202eevil"
+)
 """Markup, an OSC title change, a clear-screen and a bidi override in one device string."""
 
 
@@ -35,7 +38,9 @@ def incident() -> Snapshot:
 def lagging() -> Snapshot:
     s = incident()
     rows = tuple(
-        LagRow("pipeconsole-actors", "device-request-v1", p, 1000 + p, 1000 + p + lag, lag, sec, drain)
+        LagRow(
+            "pipeconsole-actors", "device-request-v1", p, 1000 + p, 1000 + p + lag, lag, sec, drain
+        )
         for p, lag, sec, drain in ((0, 4200, 95.0, 12.0), (1, 12, 0.4, 30.0), (2, 900, 41.0, 0.0))
     )
     fleet = replace(s.fleet, total_lag=sum(r.lag for r in rows), max_lag_seconds=95.0)
@@ -44,8 +49,9 @@ def lagging() -> Snapshot:
 
 def disconnected() -> Snapshot:
     s = incident()
-    conn = Connection(False, s.time_ms - 12_000, "broker transport failure: connection refused",
-                      "127.0.0.1:9092")
+    conn = Connection(
+        False, s.time_ms - 12_000, "broker transport failure: connection refused", "127.0.0.1:9092"
+    )
     return replace(s, connection=conn, seq=s.seq + 1)
 
 

@@ -1,8 +1,8 @@
 """The incidents panel: root-cause candidates ranked, each with its blast radius.
 
-The top incident is highlighted as soon as there is one, so ``enter`` on the overview drills
-into the most likely root cause in one keystroke. Options are keyed by device id, and the
-list is rebuilt only when the incidents change (keeping the highlight on the same device).
+The top incident is highlighted as soon as there is one and the highlight follows the top
+rank until the operator moves it, so ``enter`` on the overview drills into the most likely
+root cause in one keystroke. The list is rebuilt only when the incidents change.
 """
 
 from __future__ import annotations
@@ -42,6 +42,9 @@ class IncidentList(OptionList):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.incidents: tuple[Incident, ...] = ()
+        self.pinned = False
+        """True once the operator moved the highlight: it then stays on that device; until
+        then it follows the top-ranked incident (so ``enter`` opens the root cause)."""
 
     def show(self, incidents: tuple[Incident, ...]) -> None:
         key = tuple(
@@ -70,7 +73,15 @@ class IncidentList(OptionList):
             Option(incident_text(i), id=f"incident:{n}") for n, i in enumerate(incidents)
         )
         ids = [i.device_id for i in incidents]
-        self.highlighted = ids.index(current) if current in ids else 0
+        self.highlighted = ids.index(current) if self.pinned and current in ids else 0
+
+    def action_cursor_up(self) -> None:
+        self.pinned = True
+        super().action_cursor_up()
+
+    def action_cursor_down(self) -> None:
+        self.pinned = True
+        super().action_cursor_down()
 
     @property
     def highlighted_device(self) -> str | None:

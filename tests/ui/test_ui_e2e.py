@@ -1,0 +1,126 @@
+"""End to end: broker + simulated fleet + device actors + ingest + the console in a pilot.
+
+Crash one transcoder; the overview marks it, the incidents panel ranks it first, and one
+``enter`` from launch opens its detail with the failing check's text (<= 3 keystrokes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import threading
+import time
+import uuid
+from dataclasses import replace
+
+import pytest
+from textual.widgets import Static
+
+from pipeconsole.config import Profile
+
+NEEDED = ("pipeconsole.sim.fleet", "pipeconsole.actors.service", "pipeconsole.ingest")
+MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (not built yet)"),
+]
+
+
+class _Dispatch:
+    """A DispatchService on its own loop thread, checking health every 0.5 s."""
+
+    def __init__(self, profile: Profile) -> None:
+        from pipeconsole.actors.service import DispatchService
+        from pipeconsole.actors.settings import DispatchSettings
+
+        settings = DispatchSettings(
+            group=f"dispatch-{uuid.uuid4().hex[:8]}",
+            check_interval_s=0.5,
+            check_timeout_s=0.5,
+            status_interval_s=0.5,
+            session_timeout_ms=6000,
+            commit_interval_s=0.1,
+        )
+        self.service = DispatchService(profile, settings)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+
+        async def main() -> None:
+            self._stop = asyncio.Event()
+            await self.service.run(self._stop)
+
+        self._loop.run_until_complete(main())
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        end = time.monotonic() + timeout
+        while not self.service.ready.is_set():
+            assert time.monotonic() < end and self._thread.is_alive(), "dispatch not ready"
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(30)
+
+
+async def _drive(profile: Profile, crashed: str) -> tuple[int, str, str]:
+    from pipeconsole.ui.factory import build_app
+    from pipeconsole.ui.screens.devices import DevicesScreen
+    from pipeconsole.ui.source import IngestSource
+
+    app = build_app(profile, IngestSource(profile), capture_logging=False)
+    keystrokes = 0
+    async with app.run_test(size=(120, 36)) as pilot:
+        deadline = time.monotonic() + 60
+        while True:
+            s = app.snapshot
+            top = s.top_incident if s is not None else None
+            if top is not None and top.device_id == crashed:
+                break
+            assert time.monotonic() < deadline, f"top incident never became {crashed}: {top}"
+            await asyncio.sleep(0.2)
+        await pilot.pause()
+        assert app.snapshot is not None
+        top = app.snapshot.top_incident
+        assert top is not None
+        expected = top.failing_checks[0].split(": ", 1)[-1] if top.failing_checks else top.reason
+        graph_line = "".join(
+            app.screen.query_one("#graph").render_line(y).text for y in range(1, 30)
+        )
+        assert crashed in graph_line  # the overview shows it
+        await pilot.press("enter")
+        keystrokes += 1
+        await pilot.pause()
+        assert isinstance(app.screen, DevicesScreen)
+        assert app.screen.device_id == crashed
+        text = "\n".join(
+            str(getattr(w.render(), "plain", ""))
+            for w in app.screen.query("#dd-checks, #dd-header").results(Static)
+        )
+    return keystrokes, text, expected
+
+
+def test_crashed_transcoder_is_ranked_first_and_one_enter_opens_its_check(
+    profile: Profile,
+) -> None:
+    from pipeconsole.sim.fleet import Fleet
+
+    profile = replace(profile, check_interval_s=0.5, refresh_hz=4.0)
+    fleet = Fleet.start(devices=8, seed=1, profile=profile)
+    dispatch = _Dispatch(profile)
+    try:
+        dispatch.wait_ready()
+        crashed = next(d.device_id for d in fleet.devices if d.device_id.startswith("transcode"))
+        fleet.device(crashed).inject("crash", duration_s=120)
+        keystrokes, text, expected = asyncio.run(_drive(profile, crashed))
+    finally:
+        dispatch.stop()
+        fleet.stop()
+    assert keystrokes <= 3
+    assert expected and expected[:40] in text
