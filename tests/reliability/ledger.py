@@ -223,20 +223,6 @@ class Ledger:
             key = rid or f"@{r.partition}:{r.offset}"
             key_at[(r.partition, r.offset)] = key
             inputs.add(key)
-        finals: dict[str, list[int]] = defaultdict(list)
-        strangers: list[str] = []
-        for m in responses:
-            if m.outcome not in FINAL:
-                continue
-            if m.outcome == DeviceResponse.REJECTED:
-                key = key_at.get((m.source_partition, m.source_offset)) or m.request_id
-                key = key or f"@{m.source_partition}:{m.source_offset}"
-            else:
-                key = m.request_id
-            if key not in inputs:
-                strangers.append(key)
-                continue
-            finals[key].append(m.outcome)
         dead: set[tuple[int, int]] = set()
         for r in dlq:
             if (r.header(HEADER_PREFIX + "topic") or b"").decode() != self._topics["request"]:
@@ -244,12 +230,30 @@ class Ledger:
             part, off = r.header(HEADER_PREFIX + "partition"), r.header(HEADER_PREFIX + "offset")
             if part is not None and off is not None:
                 dead.add((int(part), int(off)))
-        rejected_at = {
-            (m.source_partition, m.source_offset)
-            for m in responses
-            if m.outcome == DeviceResponse.REJECTED
-            and key_at.get((m.source_partition, m.source_offset)) is not None
-        }
+        finals: dict[str, list[int]] = defaultdict(list)
+        strangers: list[str] = []
+        undead: list[str] = []
+        anonymous_used: set[tuple[int, int]] = set()
+        for m in responses:
+            if m.outcome not in FINAL:
+                continue
+            pos = (m.source_partition, m.source_offset)
+            if m.outcome == DeviceResponse.REJECTED and not m.request_id:
+                # No id: an undecodable request, or a refused cancel (whose response names a
+                # control-topic position). A request-topic DLQ record at that position and a
+                # request there without an id tell them apart.
+                key = f"@{pos[0]}:{pos[1]}"
+                if key_at.get(pos) == key and pos in dead and pos not in anonymous_used:
+                    anonymous_used.add(pos)
+                    finals[key].append(m.outcome)
+                continue
+            key = m.request_id
+            if key not in inputs:
+                strangers.append(key)
+                continue
+            if m.outcome == DeviceResponse.REJECTED and pos not in dead:
+                undead.append(key)
+            finals[key].append(m.outcome)
         tally: Counter[str] = Counter()
         conflicting: dict[str, tuple[str, ...]] = {}
         repeated: dict[str, int] = {}
@@ -268,7 +272,7 @@ class Ledger:
             conflicting=conflicting,
             repeated=repeated,
             strangers=tuple(strangers),
-            undead_lettered=tuple(f"@{p}:{o}" for p, o in sorted(rejected_at - dead)),
+            undead_lettered=tuple(undead),
             dlq_records=len(dlq),
             allow_repeats=allow_repeats,
         )

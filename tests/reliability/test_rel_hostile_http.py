@@ -143,7 +143,7 @@ async def test_hostile_health_body_marks_only_that_device_unknown(case: str) -> 
 
 @pytest.mark.parametrize("case", ["deep-array", "50MB", "never-ending-chunked", "nan"])
 async def test_hostile_topology_body_keeps_the_health_and_says_why(case: str) -> None:
-    handler, why = HOSTILE[case]
+    handler, _ = HOSTILE[case]
     bad, good = await _check_pair(handler, topology_only=True)
     assert bad.health == ds.HEALTH_HEALTHY
     assert bad.reason.startswith("topology: "), bad.reason
