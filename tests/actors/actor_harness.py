@@ -248,11 +248,15 @@ class ServiceThread:
                 raise AssertionError("dispatch did not get an assignment")
             time.sleep(0.05)
 
-    def stop(self, timeout: float = 45.0) -> None:
+    def stop(self, timeout: float = 90.0) -> None:
         if self._stop is not None and not self._loop.is_closed():
             self._loop.call_soon_threadsafe(self._stop.set)
         self._thread.join(timeout)
-        assert not self._thread.is_alive(), "dispatch did not stop"
+        if self._thread.is_alive():
+            import faulthandler
+
+            faulthandler.dump_traceback(all_threads=True)
+            raise AssertionError("dispatch did not stop")
         if self.error is not None:
             raise self.error
 
