@@ -175,3 +175,18 @@ def test_murmur2_matches_kafka_reference_values() -> None:
     assert murmur2(b"abc") == 479470107
     assert 0 <= murmur2_partition(b"device-7", 6) < 6
     assert 0 <= crc32_partition(b"device-7", 6) < 6
+
+
+def test_a_dead_letter_too_large_for_the_dlq_is_truncated_with_size_and_digest() -> None:
+    from pipeconsole.actors.dlq import KEEP_BYTES, truncated
+
+    big = bytes(range(256)) * 4096  # 1 MiB
+    rec = Record("req", 0, 9, 1, b"dev", big, (("huge", b"x" * 1000),))
+    dl = truncated(
+        dead_letter(rec, code="too_large", reason="r", attempts=1, actor_id="a", time_unix_ms=1)
+    )
+    h = dict(dl.headers)
+    assert dl.value == big[:KEEP_BYTES]
+    assert h[HEADER_PREFIX + "truncated"] == str(len(big)).encode()
+    assert len(h[HEADER_PREFIX + "sha256"]) == 64
+    assert "huge" not in h and h[HEADER_PREFIX + "offset"] == b"9"

@@ -13,9 +13,11 @@ from dataclasses import dataclass
 
 from pipeconsole.kafka.records import Record
 
-__all__ = ["HEADER_PREFIX", "DeadLetter", "dead_letter"]
+__all__ = ["HEADER_PREFIX", "KEEP_BYTES", "DeadLetter", "dead_letter", "truncated"]
 
 HEADER_PREFIX = "pipeconsole.dlq."
+KEEP_BYTES = 64 * 1024
+"""What a truncated dead letter keeps of a value the DLQ topic would not take whole."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,3 +54,19 @@ def dead_letter(
     own = tuple((k, v) for k, v in record.headers if not k.startswith(HEADER_PREFIX))
     added = tuple((HEADER_PREFIX + k, v.encode("utf-8", "replace")) for k, v in extra.items())
     return DeadLetter(record.key, record.value, own + added)
+
+
+def truncated(letter: DeadLetter) -> DeadLetter:
+    """``letter`` cut down for a DLQ that refused it whole (a source record near the broker's
+    size limit cannot take extra headers): the value's first :data:`KEEP_BYTES`, its original
+    size and SHA-256, and the source headers dropped (they may be what made it too large)."""
+    import hashlib
+
+    value = letter.value or b""
+    own = tuple(h for h in letter.headers if h[0].startswith(HEADER_PREFIX))
+    extra = (
+        (HEADER_PREFIX + "truncated", str(len(value)).encode()),
+        (HEADER_PREFIX + "sha256", hashlib.sha256(value).hexdigest().encode()),
+    )
+    key = letter.key[:1024] if letter.key else letter.key
+    return DeadLetter(key, value[:KEEP_BYTES], own + extra)

@@ -37,14 +37,24 @@ class Publisher:
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> bool:
         """True once acknowledged; False (logged) when the broker refused."""
+        return await self.try_send(topic, value, key, headers) is None
+
+    async def try_send(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> DeliveryError | None:
+        """None once acknowledged, else why not (the caller may choose another record)."""
         try:
             fut = self._producer.send(topic, value, key, headers or None)
             await asyncio.wrap_future(fut)
-            return True
+            return None
         except DeliveryError as exc:
             self.failed += 1
             log.warning("produce to %s failed: %s", topic, exc.reason)
-            return False
+            return exc
 
     async def send_until_acked(
         self,

@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, TypeAlias
 
 from pipeconsole.actors.actor import Job
-from pipeconsole.actors.dlq import dead_letter
+from pipeconsole.actors.dlq import dead_letter, truncated
 from pipeconsole.actors.retry import Deadline
 from pipeconsole.actors.scheduler import Entry
 from pipeconsole.kafka.records import Record
@@ -376,7 +376,12 @@ class RequestLifecycle:
             svc.dlq_blocked.add(tp)
             svc.flow(tp)
 
-        ok = await svc.publisher.send_until_acked(
+        refused = await svc.publisher.try_send(
+            svc.topics.dlq, letter.value or b"", letter.key, letter.headers
+        )
+        if refused is not None and not refused.retriable and not refused.possibly_persisted:
+            letter = truncated(letter)  # e.g. MSG_SIZE_TOO_LARGE: it will never fit whole
+        ok = refused is None or await svc.publisher.send_until_acked(
             svc.topics.dlq,
             letter.value or b"",
             letter.key,
