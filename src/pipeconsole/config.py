@@ -156,6 +156,8 @@ def load_config(path: Path | None = None) -> Config:
         raise ConfigError(f"{path}: cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(f"{path}: not valid TOML: nested too deeply") from None
     profiles_raw = raw.get("profiles", {})
     if not isinstance(profiles_raw, dict):
         raise ConfigError(f"{path}: 'profiles' must be a table")
