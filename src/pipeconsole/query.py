@@ -39,6 +39,7 @@ import difflib
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 
 __all__ = [
     "MAX_PATTERN",
@@ -49,6 +50,8 @@ __all__ = [
     "Value",
     "parse",
 ]
+
+_T = TypeVar("_T", str, float)
 
 Value = str | int | float | bool | None
 """What a record field may hold."""
@@ -160,12 +163,12 @@ def _compare(actual: Value, op: str, wanted: str) -> bool:
     if actual is None:
         return False
     a, w = _number(actual), _number(wanted)
-    left: float | str
-    right: float | str
     if a is not None and w is not None:
-        left, right = a, w
-    else:
-        left, right = _text_of(actual).casefold(), wanted.casefold()
+        return _ordered(a, op, w)
+    return _ordered(_text_of(actual).casefold(), op, wanted.casefold())
+
+
+def _ordered(left: _T, op: str, right: _T) -> bool:
     if op == "<":
         return left < right
     if op == "<=":

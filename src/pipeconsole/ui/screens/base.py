@@ -47,6 +47,8 @@ class ConsoleScreen(Screen[None]):
         """The filter in force on this view."""
         self._initial_filter = initial_filter
         self._shown_seq = -1
+        self._ready = False
+        """False until mounted: a snapshot arriving while a pushed view composes waits."""
 
     @property
     def console_app(self) -> PipeConsoleApp:
@@ -69,6 +71,7 @@ class ConsoleScreen(Screen[None]):
         if self._initial_filter:
             self.set_filter(self._initial_filter)
         self._title()
+        self._ready = True
         self.catch_up()
 
     def on_screen_resume(self, event: ScreenResume) -> None:
@@ -83,6 +86,8 @@ class ConsoleScreen(Screen[None]):
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         """Redraw from ``snapshot`` (called by the app for the visible screen)."""
+        if not self._ready:
+            return  # on_mount catches up
         self._shown_seq = snapshot.seq
         self.query_one(SummaryBar).show(
             snapshot, self.console_app.profile.slo, self.console_app.source_ok
