@@ -66,6 +66,7 @@ class PipeConsoleApp(App[None]):
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         bind("ctrl+c", "quit", "Quit", "app.quit", priority=True),
+        bind("q", "quit", "Quit", "app.quit.q", show=False),
         bind("question_mark", "help", "Help", "app.help", key_display="?"),
         bind("colon", "command", "Command", "app.command", key_display=":"),
         bind("1", "view('overview')", "Overview", "app.view.overview", show=False),
@@ -101,6 +102,11 @@ class PipeConsoleApp(App[None]):
         """The client *probe now* uses (loopback devices; no redirects followed)."""
         self._capture_logging = capture_logging
         self._log_handler: UiLogHandler | None = None
+        self.status_line = ""
+        """What runs where (the demo's broker address and processes); shown under the summary."""
+        self.problems: tuple[str, ...] = ()
+        """Parts of the system this console started that died (shown as a banner, logged)."""
+        self._supervisor: Callable[[], list[str]] | None = None
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -115,6 +121,34 @@ class PipeConsoleApp(App[None]):
         self.switch_mode("overview")
         if self.source is not None:
             self.run_source(self.source)
+        if self._supervisor is not None:
+            self.set_interval(1.0, self._check_supervisor, name="supervisor")
+
+    def supervise(self, problems: Callable[[], list[str]], status_line: str) -> None:
+        """Watch the parts this console started (the demo's): ``problems()`` lists dead ones.
+
+        Call before ``run()``. A part that dies is shown in a banner and the log, never hidden
+        and never restarted behind the operator's back.
+        """
+        self._supervisor = problems
+        self.status_line = status_line
+
+    def _check_supervisor(self) -> None:
+        assert self._supervisor is not None
+        found = tuple(self._supervisor())
+        for problem in found:
+            if problem not in self.problems:
+                self.log_line("ERROR", "demo", problem)
+                self.notify(
+                    problem,
+                    title="A part of the demo died",
+                    severity="error",
+                    markup=False,
+                    timeout=30,
+                )
+        if found != self.problems:
+            self.problems = found
+            self._redraw()
 
     async def on_unmount(self) -> None:
         if self._log_handler is not None:

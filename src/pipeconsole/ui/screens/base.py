@@ -90,7 +90,10 @@ class ConsoleScreen(Screen[None]):
             return  # on_mount catches up
         self._shown_seq = snapshot.seq
         self.query_one(SummaryBar).show(
-            snapshot, self.console_app.profile.slo, self.console_app.source_ok
+            snapshot,
+            self.console_app.profile.slo,
+            self.console_app.source_ok,
+            self.console_app.problems,
         )
         self.show(snapshot)
 
@@ -123,6 +126,8 @@ class ConsoleScreen(Screen[None]):
         text = self.VIEW_TITLE
         if not self.filter.is_empty:
             text += f"  /{self.filter.text}"
+        if self.console_app.status_line:
+            text += f"  · {self.console_app.status_line}"
         self.query_one("#view-title", Static).update(Text(text, end=""))  # typed text: no markup
         self.set_class(not self.filter.is_empty, "-filtered")
 

@@ -72,9 +72,17 @@ def summary_text(s: Snapshot, slo: Slo, source_ok: bool = True) -> Text:
     return out
 
 
-def banner_text(s: Snapshot, source_ok: bool) -> Text | None:
+def banner_text(s: Snapshot, source_ok: bool, problems: tuple[str, ...] = ()) -> Text | None:
     """The connection banner, or None when there is nothing to say."""
     c = s.connection
+    if problems:
+        more = f" (+{len(problems) - 1} more, see the log screen)" if len(problems) > 1 else ""
+        return Text(
+            f"✖ {sanitize(problems[0], max_len=200)}{more}",
+            _BAD + Style(reverse=True),
+            no_wrap=True,
+            end="",
+        )
     since = max(0.0, (s.time_ms - c.since_ms) / 1000) if c.since_ms else None
     where = sanitize(c.bootstrap, max_len=80) or "the cluster"
     if not source_ok:
@@ -95,12 +103,19 @@ def banner_text(s: Snapshot, source_ok: bool) -> Text | None:
 class SummaryBar(Panel):
     """Counts by health, ingest rate, lag, deadline-miss rate, drops, connection state."""
 
-    def show(self, snapshot: Snapshot | None, slo: Slo, source_ok: bool = True) -> None:
+    def show(
+        self,
+        snapshot: Snapshot | None,
+        slo: Slo,
+        source_ok: bool = True,
+        problems: tuple[str, ...] = (),
+    ) -> None:
         if snapshot is None:
             self.show_text(Text("waiting for the first snapshot…", Style(dim=True)))
             self.set_class(False, "-alert")
             return
         line = summary_text(snapshot, slo, source_ok)
-        banner = banner_text(snapshot, source_ok)
-        self.set_class(banner is not None and not snapshot.connection.connected, "-alert")
+        banner = banner_text(snapshot, source_ok, problems)
+        alert = problems or not snapshot.connection.connected
+        self.set_class(banner is not None and bool(alert), "-alert")
         self.show_text(line if banner is None else Text("\n", end="").join([banner, line]))
