@@ -1,44 +1,65 @@
 """Benchmark of the device actors (issue 4): scheduling accuracy, throughput, amplification.
 
     python bench/actors.py [--accuracy N] [--throughput N] [--amplification N] [--devices D]
+        [--in-process-fleet] [--json]
 
-Starts an embedded Tansu broker, a simulated fleet (in this process) and one
-``pipeconsole dispatch`` subprocess, then:
+Starts an embedded Tansu broker, a simulated fleet and one ``pipeconsole dispatch`` subprocess.
+The fleet runs as its own ``pipeconsole simulate`` process by default (on a 2-core machine a
+fleet inside the bench process competes with the bench's own Kafka reader for one GIL);
+``--in-process-fleet`` hosts it on a thread of this process instead. Then:
 
 (a) accuracy: N requests scheduled at random offsets in [1 s, 2 s]; lateness = fire time minus
-    schedule time as the actor reports it in the final DeviceResponse; mean and s.d.;
-(b) throughput: N requests with empty schedule_time spread over the fleet; executed per second
-    between the first DISPATCHED and the last final outcome (time_unix_ms of the events);
+    schedule time as the actor reports it in the final DeviceResponse (``lateness_ms``: the
+    timer thread's stamp when it handed the request to execution); mean and s.d. Also
+    reported: ``dispatch_delay`` = the DISPATCHED event's time (first attempt handed to HTTP)
+    minus the schedule time, i.e. lateness plus the wait for the event loop;
+(b) throughput: N requests with empty schedule_time spread over the fleet, all produced
+    before the dispatch process is (re)started; executed per second between the first
+    DISPATCHED and the last final outcome (time_unix_ms of the events);
 (c) amplification: N requests to a device failing every command (503) with max_attempts 4;
     attempts the device saw / requests.
+
+Prints JSON with the machine's load average at the start and end.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import statistics
+import subprocess
 import sys
-import time
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "actors"))
 
-from actor_harness import FINAL, Responses, Sender, at, dispatch_process, request
+from actor_harness import (
+    FINAL,
+    Responses,
+    Sender,
+    _write_config,
+    at,
+    dispatch_process,
+    request,
+)
 
 from pipeconsole.broker import EmbeddedBroker
-from pipeconsole.config import Profile
+from pipeconsole.config import Profile, Topics
 from pipeconsole.kafka.admin import ensure_topics
-from pipeconsole.sim.fleet import Fleet
 from pipeconsole.wire.gen.device_response_pb2 import DeviceResponse as R
 
 
-def _topics(suffix: str) -> object:
+def _topics(suffix: str) -> Topics:
     from dataclasses import replace
-
-    from pipeconsole.config import Topics
 
     base = Topics()
     names = {
@@ -48,24 +69,123 @@ def _topics(suffix: str) -> object:
     return replace(base, request_partitions=6, partitions=3, **names)
 
 
+class FleetProc:
+    """``pipeconsole simulate`` in its own process, registered on the bench's topics."""
+
+    def __init__(self, profile: Profile, devices: int) -> None:
+        manifest = Path(tempfile.mkdtemp()) / "fleet.json"
+        env = dict(os.environ, PIPECONSOLE_CONFIG=_write_config(profile))
+        self.proc = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "pipeconsole", "simulate", "-n", str(devices)),
+                *("--seed", "1", "--manifest", str(manifest)),
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if line.strip() == "ready":
+                break
+        else:
+            raise SystemExit("the fleet process did not start")
+        rows = json.loads(manifest.read_text())["devices"]
+        self.urls = {r["device_id"]: r["base_url"] for r in rows}
+        self.http = httpx.Client(timeout=10.0, trust_env=False)
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.urls)
+
+    def fail_all_commands(self, device_id: str) -> None:
+        body = {"fault": "error_rate", "duration_s": 600, "rate": 1.0}
+        self.http.post(f"{self.urls[device_id]}/chaos", json=body).raise_for_status()
+
+    def commands(self, device_id: str) -> int:
+        return int(self.http.get(f"{self.urls[device_id]}/_sim/counters").json()["commands"])
+
+    def close(self) -> None:
+        self.http.close()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+class InProcFleet:
+    """The fleet on a thread of this process (``--in-process-fleet``)."""
+
+    def __init__(self, profile: Profile, devices: int) -> None:
+        from pipeconsole.sim.fleet import Fleet
+
+        self.fleet = Fleet.start(devices=devices, seed=1, profile=profile)
+
+    @property
+    def ids(self) -> list[str]:
+        return [d.device_id for d in self.fleet.devices]
+
+    def fail_all_commands(self, device_id: str) -> None:
+        self.fleet.device(device_id).inject(fault="error_rate", duration_s=600, rate=1.0)
+
+    def commands(self, device_id: str) -> int:
+        return self.fleet.device(device_id).counters().commands
+
+    def close(self) -> None:
+        self.fleet.stop()
+
+
+@contextmanager
+def dispatching(profile: Profile) -> Iterator[None]:
+    proc = dispatch_process(profile, "bench", "bench-actor", "--pool", "128")
+    try:
+        yield
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise SystemExit("the dispatch process did not stop within 30 s") from None
+
+
+def _stats(xs: list[float]) -> dict[str, float]:
+    return {
+        "mean_ms": round(statistics.fmean(xs), 2),
+        "sd_ms": round(statistics.pstdev(xs), 2),
+        "p99_ms": round(sorted(xs)[int(0.99 * (len(xs) - 1))], 2),
+        "max_ms": max(xs),
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--accuracy", type=int, default=1000)
     ap.add_argument("--throughput", type=int, default=5000)
     ap.add_argument("--amplification", type=int, default=1000)
     ap.add_argument("--devices", type=int, default=24)
-    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--in-process-fleet", action="store_true")
     args = ap.parse_args()
-    results: dict[str, object] = {}
+    results: dict[str, Any] = {
+        "load_average_start": [round(x, 2) for x in os.getloadavg()],
+        "cpus": os.cpu_count(),
+        "fleet": "in the bench process" if args.in_process_fleet else "its own process",
+    }
     with EmbeddedBroker() as broker:
-        profile = Profile(name="bench", bootstrap=broker.bootstrap, topics=_topics("bench"))  # type: ignore[arg-type]
+        profile = Profile(name="bench", bootstrap=broker.bootstrap, topics=_topics("bench"))
         ensure_topics(profile, profile.topics)
-        with Fleet.start(devices=args.devices, seed=1, profile=profile) as fleet:
-            devs = [d.device_id for d in fleet.devices]
-            responses = Responses(profile)
-            sender = Sender(profile)
-            proc = dispatch_process(profile, "bench", "bench-actor", "--pool", "128")
-            try:
+        fleet: FleetProc | InProcFleet = (
+            InProcFleet(profile, args.devices)
+            if args.in_process_fleet
+            else FleetProc(profile, args.devices)
+        )
+        responses = Responses(profile)
+        sender = Sender(profile)
+        try:
+            devs = fleet.ids
+            with dispatching(profile):
                 warm = [request(d) for d in devs]
                 sender.requests(warm)
                 responses.wait_final([r.request_id for r in warm], 60)
@@ -78,23 +198,29 @@ def main() -> None:
                     ]
                     sender.requests(reqs)
                     finals = responses.wait_final([r.request_id for r in reqs], 60)
-                    late = [f.lateness_ms for f in finals.values()]
+                    late = [float(f.lateness_ms) for f in finals.values()]
+                    ids = {r.request_id for r in reqs}
+                    delay = [
+                        float(m.time_unix_ms - m.scheduled_for_unix_ms)
+                        for m in responses.values()
+                        if m.request_id in ids and m.outcome == R.DISPATCHED
+                    ]
                     results["accuracy"] = {
                         "n": len(late),
-                        "mean_ms": round(statistics.fmean(late), 2),
-                        "sd_ms": round(statistics.pstdev(late), 2),
-                        "max_ms": max(late),
+                        **_stats(late),
                         "early": sum(x < 0 for x in late),
                         "outcomes": sorted({R.Outcome.Name(f.outcome) for f in finals.values()}),
+                        "dispatch_delay": _stats(delay),
                     }
 
+            if args.throughput:
+                # Produced while no dispatch runs, so the clock measures execution only.
+                reqs = [
+                    request(devs[i % len(devs)], deadline=at(180)) for i in range(args.throughput)
+                ]
+                sender.requests(reqs)
+            with dispatching(profile):
                 if args.throughput:
-                    reqs = [
-                        request(devs[i % len(devs)], deadline=at(120))
-                        for i in range(args.throughput)
-                    ]
-                    t0 = time.time()
-                    sender.requests(reqs)
                     finals = responses.wait_final([r.request_id for r in reqs], 300)
                     ids = {r.request_id for r in reqs}
                     evs = [m for m in responses.values() if m.request_id in ids]
@@ -106,31 +232,30 @@ def main() -> None:
                         "ok": ok,
                         "seconds": round((last - first) / 1000, 2),
                         "per_s": round(len(reqs) / max(0.001, (last - first) / 1000), 1),
-                        "end_to_end_s": round(time.time() - t0, 2),
                     }
 
                 if args.amplification:
                     bad = devs[-1]
-                    fleet.device(bad).inject(fault="error_rate", duration_s=600, rate=1.0)
-                    before = fleet.device(bad).counters().commands
+                    fleet.fail_all_commands(bad)
+                    before = fleet.commands(bad)
                     reqs = [
                         request(bad, max_attempts=4, deadline=at(120))
                         for _ in range(args.amplification)
                     ]
                     sender.requests(reqs)
-                    finals = responses.wait_final([r.request_id for r in reqs], 300)
-                    seen = fleet.device(bad).counters().commands - before
+                    responses.wait_final([r.request_id for r in reqs], 300)
+                    seen = fleet.commands(bad) - before
                     results["amplification"] = {
                         "n": len(reqs),
                         "device_attempts": seen,
                         "ratio": round(seen / len(reqs), 3),
                         "without_budget_would_be": 4.0,
                     }
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(30)
-                responses.close()
-                sender.close()
+        finally:
+            responses.close()
+            sender.close()
+            fleet.close()
+    results["load_average_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results, indent=2))
 
 

@@ -71,10 +71,12 @@ def test_hanging_device_pauses_its_partition_others_flow_and_everything_drains(
     hung_part = crc32_partition(hung.encode(), n)
     others = [d for d in devs if crc32_partition(d.encode(), n) != hung_part]
     assert others
-    fleet.device(hung).inject(fault="hang", duration_s=4)
     svc = ServiceThread(profile, settings(per_device_in_flight=4, high_water=6, low_water=2))
     try:
         svc.wait_ready()
+        # Injected once the group has settled: joining takes seconds under load, and a hang
+        # that expired before the requests arrived would test nothing.
+        fleet.device(hung).inject(fault="hang", duration_s=8)
         stuck = [request(hung, deadline=at(25)) for _ in range(30)]
         sender.requests(stuck)
         topic = profile.topics.request

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from dataclasses import replace
+from pathlib import Path
 
 import click
 
@@ -35,6 +36,12 @@ __all__ = ["dispatch"]
 @click.option("--retry-min-per-s", type=float, default=0.2, show_default=True)
 @click.option("--max-attempts", type=int, default=3, show_default=True)
 @click.option("--session-timeout-ms", type=int, default=10000, show_default=True)
+@click.option(
+    "--keys",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Operator keys (TOML [keys] table): every request and cancel must then be signed.",
+)
 def dispatch(
     profile: Profile,
     group: str,
@@ -51,6 +58,7 @@ def dispatch(
     retry_min_per_s: float,
     max_attempts: int,
     session_timeout_ms: int,
+    keys: Path | None,
 ) -> None:
     """Run the device actors: health checks and requests for the devices this instance owns."""
     from pipeconsole.actors.service import DispatchService
@@ -78,11 +86,19 @@ def dispatch(
         retry=replace(RetryPolicy(), default_max_attempts=max_attempts),
         session_timeout_ms=session_timeout_ms,
     )
+    verifier = None
+    if keys is not None:
+        from pipeconsole.actions.sign import KeyFileError, Verifier, load_keys
+
+        try:
+            verifier = Verifier(load_keys(keys))
+        except KeyFileError as exc:
+            fail(str(exc), 2)
     try:
         wait_ready(profile, timeout=15.0)
     except AdminError as exc:
         fail(str(exc))
-    service = DispatchService(profile, settings)
+    service = DispatchService(profile, settings, verifier=verifier)
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -91,5 +107,8 @@ def dispatch(
             loop.add_signal_handler(sig, stop.set)
         await service.run(stop)
 
-    click.echo(f"dispatch {settings.actor_id}: group {group} on {profile.bootstrap}", err=True)
+    signed = "signed requests only" if verifier is not None else "unsigned requests accepted"
+    click.echo(
+        f"dispatch {settings.actor_id}: group {group} on {profile.bootstrap} ({signed})", err=True
+    )
     asyncio.run(main())

@@ -25,8 +25,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+import aiohttp
+from yarl import URL
 
+from pipeconsole.actors.http import read_capped
 from pipeconsole.wire.gen import device_state_pb2 as ds
 
 __all__ = ["MAX_BODY_BYTES", "MAX_DEPTH", "BodyError", "HealthChecker", "parse_json_body"]
@@ -194,29 +196,28 @@ class _Fetch:
     """The device refused the connection: it is down, not merely unknown."""
 
 
-async def _get_json(client: httpx.AsyncClient, url: str, timeout_s: float) -> _Fetch:
+async def _get_json(session: aiohttp.ClientSession, url: str, timeout_s: float) -> _Fetch:
     try:
         async with asyncio.timeout(timeout_s):
-            async with client.stream("GET", url, timeout=timeout_s) as resp:
-                if resp.status_code != 200:
-                    return _Fetch(None, f"{url.rsplit('/', 1)[-1]}: HTTP {resp.status_code}")
-                chunks: list[bytes] = []
-                size = 0
-                async for chunk in resp.aiter_raw():
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        return _Fetch(None, f"body larger than {MAX_BODY_BYTES} bytes")
-                    chunks.append(chunk)
-        return _Fetch(parse_json_body(b"".join(chunks)), "")
-    except TimeoutError:
+            async with session.get(
+                URL(url, encoded=True),
+                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                allow_redirects=False,
+            ) as resp:
+                if resp.status != 200:
+                    return _Fetch(None, f"{url.rsplit('/', 1)[-1]}: HTTP {resp.status}")
+                raw, complete = await read_capped(resp.content, MAX_BODY_BYTES)
+                if not complete:
+                    resp.close()
+                    return _Fetch(None, f"body larger than {MAX_BODY_BYTES} bytes")
+        return _Fetch(parse_json_body(raw), "")
+    except TimeoutError:  # includes aiohttp.ServerTimeoutError
         return _Fetch(None, f"no answer within {timeout_s * 1000:.0f} ms")
     except BodyError as exc:
         return _Fetch(None, f"bad body: {exc}")
-    except httpx.ConnectError as exc:
+    except aiohttp.ClientConnectorError as exc:
         return _Fetch(None, f"unreachable: {_why(exc)}", down=True)
-    except httpx.TimeoutException:
-        return _Fetch(None, f"no answer within {timeout_s * 1000:.0f} ms")
-    except httpx.HTTPError as exc:
+    except aiohttp.ClientError as exc:
         return _Fetch(None, f"{type(exc).__name__}: {_why(exc)}", down=True)
     except Exception as exc:  # nothing from the network may raise through the loop
         return _Fetch(None, f"{type(exc).__name__}: {_why(exc)}")
@@ -231,13 +232,13 @@ class HealthChecker:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        session: aiohttp.ClientSession,
         *,
         actor_id: str,
         timeout_s: float = 2.0,
         wall: Callable[[], float] = time.time,
     ) -> None:
-        self._client = client
+        self._session = session
         self._actor_id = actor_id
         self.timeout_s = timeout_s
         """Deadline for both GETs together."""
@@ -254,7 +255,7 @@ class HealthChecker:
         )
         base = base_url.rstrip("/")
         start = asyncio.get_running_loop().time()
-        health = await _get_json(self._client, f"{base}/health", self.timeout_s)
+        health = await _get_json(self._session, f"{base}/health", self.timeout_s)
         if health.body is None:
             if health.down:
                 state.state, state.health = ds.STATE_ERROR, ds.HEALTH_FAILING
@@ -273,7 +274,7 @@ class HealthChecker:
         if left <= 0:
             state.reason = "topology: no time left"
             return state
-        topo = await _get_json(self._client, f"{base}/topology", left)
+        topo = await _get_json(self._session, f"{base}/topology", left)
         if topo.body is None:
             state.reason = f"topology: {topo.reason}"
             return state

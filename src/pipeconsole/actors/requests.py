@@ -2,7 +2,7 @@
 
 ::
 
-    record -> decode -> validate -> key == device_id -> verify token (seam, issue 7)
+    record -> decode -> validate -> key == device_id -> verify token (when a verifier is set)
        |  any failure: DLQ record (acked) -> REJECTED response (acked) -> offset done
        v
     accept: duplicate id joins the pending job | cancelled earlier -> CANCELLED
@@ -14,7 +14,8 @@
 
 Cancels (device-control-v1): pending -> CANCELLED (never executed); fired or finished ->
 CANCEL_TOO_LATE (the request's own outcome still follows); unknown id -> remembered, so a
-request that arrives after its cancel is CANCELLED.
+request that arrives after its cancel is CANCELLED. With a verifier, a cancel must be signed
+too: an unverified one is dead-lettered and answered REJECTED (empty request_id), not applied.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, TypeAlias
+from typing import TYPE_CHECKING, Protocol, TypeAlias
+
+from google.protobuf.message import Message
 
 from pipeconsole.actors.actor import Job
 from pipeconsole.actors.dlq import dead_letter, truncated
@@ -37,15 +39,23 @@ from pipeconsole.wire.gen.device_response_pb2 import DeviceResponse
 from pipeconsole.wire.validate import deadline_of, schedule_of, validate_cancel, validate_request
 
 if TYPE_CHECKING:
-    from pipeconsole.actors.actor import HealthTick
+    from pipeconsole.actors.actor import DeviceActor, HealthTick
     from pipeconsole.actors.service import DispatchService
 
 __all__ = ["RequestLifecycle", "Verifier"]
 
 log = logging.getLogger(__name__)
 
-Verifier = Callable[[DeviceRequest], str | None]
-"""Checks a request's token; returns why it is refused, or None. (Issue 7 plugs in here.)"""
+
+class Verifier(Protocol):
+    """Checks a request's or a cancel's token; returns why it is refused, or None.
+
+    ``position`` is where the record was read (``topic/partition/offset``): the same record
+    delivered again (a rebalance, a restart) is a redelivery, not a replayed nonce.
+    :class:`pipeconsole.actions.sign.Verifier` is one."""
+
+    def __call__(self, msg: Message, *, position: str | None = None) -> str | None: ...
+
 
 Outcome: TypeAlias = DeviceResponse.Outcome.ValueType
 _MAX_EARLY_CANCELS = 10_000
@@ -85,7 +95,7 @@ class RequestLifecycle:
             self.reject(r, "key_mismatch", "record key differs from device_id", req)
             return
         if self._verifier is not None:
-            why_not = self._verifier(req)
+            why_not = self._verifier(req, position=_position(r))
             if why_not:
                 self.reject(r, "unverified", why_not, req)
                 return
@@ -125,8 +135,10 @@ class RequestLifecycle:
             return
         actor.jobs[rid] = job
         self._event(job, DeviceResponse.SCHEDULED)
-        due = svc._mono() + max(0.0, job.scheduled_for - now)
-        svc.scheduler.add(due, _key(job), job)
+        if job.scheduled_for <= now:  # empty schedule_time, or late (BEST_EFFORT): fire now
+            self._start(job, now)
+            return
+        svc.scheduler.add(svc._mono() + (job.scheduled_for - now), _key(job), job)
 
     def _misfire(self, late: float) -> str:
         threshold = self._svc.settings.misfire_threshold_s
@@ -136,10 +148,16 @@ class RequestLifecycle:
 
     def fire(self, job: Job, entry: Entry[Job | HealthTick]) -> None:
         svc = self._svc
-        now = svc._wall()
+        # The timer thread stamped the moment it fired; lateness is measured there.
+        now = entry.fired_wall or svc._wall()
         if now < job.scheduled_for:  # the wall clock moved back: never fire early
             svc.scheduler.add(svc._mono() + (job.scheduled_for - now), entry.key, job)
             return
+        self._start(job, now)
+
+    def _start(self, job: Job, now: float) -> None:
+        """``job`` fires at wall time ``now``: hand it to execution (a task on the loop)."""
+        svc = self._svc
         job.fired = True
         job.fired_at = now
         late = now - job.scheduled_for
@@ -173,24 +191,13 @@ class RequestLifecycle:
             await self.finish(job, DeviceResponse.DEADLINE_EXCEEDED, reason="deadline passed")
             return
         actor = svc.actor(job.device_id)
-        tp = job.partition
-        actor.waiting += 1
-        svc.waiting[tp] = svc.waiting.get(tp, 0) + 1
-        svc.flow(tp)
-        have_device = have_global = False
-        try:
-            async with asyncio.timeout(max(0.0, deadline.remaining(svc._mono()))):
-                await actor.slots.acquire()
-                have_device = True
-                await svc.slots.acquire()
-                have_global = True
-        except TimeoutError:
-            pass
-        finally:
-            actor.waiting -= 1
-            if tp in svc.waiting:
-                svc.waiting[tp] -= 1
-            svc.flow(tp)
+        if not actor.slots.locked() and not svc.slots.locked():
+            # Both slots free (and nobody queued before us): take them without suspending.
+            await actor.slots.acquire()
+            await svc.slots.acquire()
+            have_device = have_global = True
+        else:
+            have_device, have_global = await self._wait_for_slots(job, actor, deadline)
         if not have_global:
             if have_device:
                 actor.slots.release()
@@ -210,7 +217,7 @@ class RequestLifecycle:
             else:
                 req = job.request
                 result = await svc.executor.execute(
-                    svc.client(job.device_id),
+                    svc.http,
                     url=info.base_url.rstrip("/") + req.uri,
                     method=req.method,
                     headers=dict(req.headers),
@@ -242,6 +249,32 @@ class RequestLifecycle:
             duration_ms=duration,
         )
 
+    async def _wait_for_slots(
+        self, job: Job, actor: DeviceActor, deadline: Deadline
+    ) -> tuple[bool, bool]:
+        """Wait (bounded by the deadline) for a device and a global slot; counts as waiting
+        for back-pressure meanwhile. Returns which of the two were taken."""
+        svc = self._svc
+        tp = job.partition
+        actor.waiting += 1
+        svc.waiting[tp] = svc.waiting.get(tp, 0) + 1
+        svc.flow(tp)
+        have_device = have_global = False
+        try:
+            async with asyncio.timeout(max(0.0, deadline.remaining(svc._mono()))):
+                await actor.slots.acquire()
+                have_device = True
+                await svc.slots.acquire()
+                have_global = True
+        except TimeoutError:
+            pass
+        finally:
+            actor.waiting -= 1
+            if tp in svc.waiting:
+                svc.waiting[tp] -= 1
+            svc.flow(tp)
+        return have_device, have_global
+
     def _dispatched(self, job: Job, attempt: int) -> None:
         if attempt == 1 and not job.dispatched:
             job.dispatched = True
@@ -264,6 +297,15 @@ class RequestLifecycle:
         if (r.key or b"").decode("utf-8", "replace") != cancel.device_id:
             self.reject(r, "key_mismatch", "record key differs from device_id", None)
             return
+        if self._verifier is not None:
+            # An unsigned or forged cancel is not applied: dead-lettered and answered REJECTED
+            # with an empty request_id (the request it names keeps its own outcome).
+            why_not = self._verifier(cancel, position=_position(r))
+            if why_not:
+                self.reject(
+                    r, "unverified", f"cancel of {cancel.request_id[:128]}: {why_not}", None
+                )
+                return
         source = (r.topic, r.partition, r.offset)
         why = f"cancelled by {cancel.issued_by or 'an operator'}" + (
             f": {cancel.reason}" if cancel.reason else ""
@@ -420,6 +462,10 @@ class RequestLifecycle:
                 self.outcomes.get(DeviceResponse.REJECTED, 0) + 1
             )
             svc.done(r.topic, r.partition, r.offset)
+
+
+def _position(r: Record) -> str:
+    return f"{r.topic}/{r.partition}/{r.offset}"
 
 
 def _key(job: Job) -> str:

@@ -36,11 +36,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-import httpx
+import aiohttp
 
 from pipeconsole.actors.actor import DeviceActor, HealthTick, Job
 from pipeconsole.actors.executor import Executor
 from pipeconsole.actors.health import HealthChecker
+from pipeconsole.actors.http import ConnectorFactory, new_session, tcp_connector
 from pipeconsole.actors.offsets import PartitionOffsets
 from pipeconsole.actors.partitioner import partitioner_for
 from pipeconsole.actors.publish import Publisher
@@ -61,6 +62,11 @@ __all__ = ["DeviceInfo", "DispatchService"]
 
 log = logging.getLogger(__name__)
 
+_STOP_STEP_S = 2.0
+"""Bound of each shutdown step that waits on the broker (last status, producer flush)."""
+_HEALTH_CONNECTIONS = 32
+"""Connections of the health-check session (checks of one device never overlap)."""
+
 
 @dataclass(frozen=True, slots=True)
 class DeviceInfo:
@@ -80,13 +86,13 @@ class DispatchService:
         settings: DispatchSettings | None = None,
         *,
         verifier: Verifier | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        connector: ConnectorFactory | None = None,
     ) -> None:
         self.profile = profile
         self.settings = settings or DispatchSettings()
         self.topics = profile.topics
         self._verifier = verifier
-        self._transport = transport
+        self._connector = connector
         self._partition_of = partitioner_for(str(profile.kafka.get("partitioner", "")) or None)
         self._mono: Callable[[], float] = time.monotonic
         self._wall: Callable[[], float] = time.time
@@ -109,9 +115,8 @@ class DispatchService:
             clock=self._mono,
         )
         self._finished: OrderedDict[str, None] = OrderedDict()
-        self._clients: dict[str, httpx.AsyncClient] = {}
         self._tls = ssl.create_default_context()
-        """One TLS context for every device pool (loading CA files per client costs ~60 ms)."""
+        """One TLS context for every connection (loading CA files costs ~60 ms each time)."""
         self._stopping = False
         self._tasks: set[asyncio.Task[object]] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,16 +153,14 @@ class DispatchService:
         s = self.settings
         producer = ConfirmingProducer(self.profile)
         self.publisher = Publisher(producer, stopping=lambda: self._stopping)
-        health_client = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
-            transport=self._transport,
-            trust_env=False,
-            verify=self._tls,
-        )
+        make = self._connector or self._tcp
+        self.http = new_session(make(s.in_flight_limit, s.per_device_in_flight))
+        """Every command attempt goes through this session (its connector is the pool)."""
+        health_session = new_session(make(_HEALTH_CONNECTIONS, 2))
         self.slots = asyncio.Semaphore(s.in_flight_limit)
         self.executor = Executor(self.budget, s.retry, clock=self._mono)
         self.checker = HealthChecker(
-            health_client, actor_id=s.actor_id, timeout_s=s.check_timeout_s, wall=self._wall
+            health_session, actor_id=s.actor_id, timeout_s=s.check_timeout_s, wall=self._wall
         )
         self.lifecycle = RequestLifecycle(self, verifier=self._verifier)
         registry_thread: threading.Thread | None = None
@@ -183,21 +186,29 @@ class DispatchService:
             self._spawn(self._status_loop())
             await stop.wait()
         finally:
+            # Bounded whatever the broker does (each wait has its own limit): the group leaves
+            # within revoke_grace_s + 3 s, the last status and the producer's flush get a few
+            # seconds; anything unacknowledged is simply not committed and is re-read later.
             self._stopping = True
             if self._group is not None:
-                await loop.run_in_executor(None, self._group.stop)
+                await loop.run_in_executor(
+                    None, self._group.stop, self.settings.revoke_grace_s + _STOP_STEP_S
+                )
             self.scheduler.detach()
             for task in list(self._tasks):
                 task.cancel()
             await asyncio.gather(*self._tasks, return_exceptions=True)
-            await self._publish_status()
+            try:
+                async with asyncio.timeout(_STOP_STEP_S):
+                    await self._publish_status()
+            except TimeoutError:
+                log.warning("the last status was not acknowledged in time")
             self._registry_stop.set()
+            await self.http.close()
+            await health_session.close()
+            await loop.run_in_executor(None, producer.close, _STOP_STEP_S)
             if registry_thread is not None:
-                registry_thread.join(2.0)
-            for c in self._clients.values():
-                await c.aclose()
-            await health_client.aclose()
-            await loop.run_in_executor(None, producer.close)
+                await loop.run_in_executor(None, registry_thread.join, _STOP_STEP_S)
 
     def spawn(self, coro: object) -> None:
         """Run ``coro`` as a task the service keeps a reference to (used by the lifecycle)."""
@@ -272,19 +283,8 @@ class DispatchService:
             self.actors[device_id] = actor
         return actor
 
-    def client(self, device_id: str) -> httpx.AsyncClient:
-        """The device's own connection pool (``per_device_in_flight`` connections)."""
-        c = self._clients.get(device_id)
-        if c is None:
-            n = self.settings.per_device_in_flight
-            c = httpx.AsyncClient(
-                limits=httpx.Limits(max_connections=n, max_keepalive_connections=n),
-                transport=self._transport,
-                trust_env=False,
-                verify=self._tls,
-            )
-            self._clients[device_id] = c
-        return c
+    def _tcp(self, limit: int, limit_per_host: int) -> aiohttp.BaseConnector:
+        return tcp_connector(limit, limit_per_host, self._tls)
 
     def _refresh_ownership(self) -> None:
         """Health-check exactly the registry devices this instance owns."""

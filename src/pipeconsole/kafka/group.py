@@ -138,11 +138,20 @@ class GroupConsumer:
         with self._lock:
             return set(self._paused)
 
-    def stop(self, timeout: float = 15.0) -> None:
-        """Commit what is pending, leave the group (revoking everything), close."""
+    def stop(self, timeout: float = 8.0) -> bool:
+        """Commit what is pending, leave the group (revoking everything), close.
+
+        Returns within ``timeout`` seconds whatever the broker does: leaving the group can wait
+        on a rebalance the broker is slow to finish, so after ``timeout`` the consumer thread
+        (a daemon) is left to finish on its own and ``False`` is returned. Nothing is lost by
+        that: offsets not committed are re-read by the partitions' next owner."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning("the group consumer did not close within %.0f s; left behind", timeout)
+            return False
+        return True
 
     # -- consumer thread --------------------------------------------------------------------------
 
