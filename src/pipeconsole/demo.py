@@ -193,7 +193,10 @@ def _headless(stack: DemoStack, script: Path, out: Path, scenario: str | None) -
     from pipeconsole.ui.cli import run_script
 
     code = run_script(
-        stack.profile, script, out, {"demo": {"stack": stack.describe(), "scenario": scenario}}
+        stack.profile,
+        script,
+        out,
+        {"demo": {"stack": stack.describe(), "scenario": scenario, "pids": stack.pids()}},
     )
     problems = stack.problems()
     if problems:

@@ -113,6 +113,7 @@ def summarize(snap: Snapshot | None) -> dict[str, Any]:
         "requests_total": snap.requests_total,
         "dlq_total": snap.dlq_total,
         "lag": full["lag"][:20],
+        "dropped": full["dropped"],
     }
 
 
@@ -178,7 +179,10 @@ def _save(run: HeadlessRun, app: PipeConsoleApp, name: str) -> str:
 
 
 def _extra(app: PipeConsoleApp) -> dict[str, Any]:
-    return {"screen": app.current_mode}
+    """Values conditions may read besides the snapshot: ``screen`` is the view on show
+    (``overview``, ``devices`` after a drill-down, ``help``...)."""
+    name = type(app.screen).__name__.removesuffix("Screen").lower()
+    return {"screen": name or app.current_mode}
 
 
 def _substitute(run: HeadlessRun, value: str) -> str:

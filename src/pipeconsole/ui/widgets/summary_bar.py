@@ -52,8 +52,13 @@ def summary_text(s: Snapshot, slo: Slo, source_ok: bool = True) -> Text:
     )
     out.append(f"flight {count(f.in_flight)} ")
     undecodable = sum(t.undecodable for t in f.topics)
-    dropped = sum(t.dropped for t in f.topics) + sum(n for _, n in s.dropped)
-    sampled = sum(t.sampled for t in f.topics)
+    # Model buffers named "...-sampled" thinned data on purpose; the rest evicted it.
+    dropped = sum(t.dropped for t in f.topics) + sum(
+        n for name, n in s.dropped if not name.endswith("-sampled")
+    )
+    sampled = sum(t.sampled for t in f.topics) + sum(
+        n for name, n in s.dropped if name.endswith("-sampled")
+    )
     if undecodable or dropped or sampled:
         out.append("│ ", Style(dim=True))
         if undecodable:
