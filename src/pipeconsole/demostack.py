@@ -157,7 +157,17 @@ class DemoStack:
                 ),
                 Child(
                     "actors",
-                    [*py, "dispatch", *boot, "--check-interval", str(self.check_interval_s)],
+                    [
+                        *py,
+                        "dispatch",
+                        *boot,
+                        "--check-interval",
+                        str(self.check_interval_s),
+                        # A group join on Tansu takes about half the session timeout:
+                        # 6 s keeps the first health checks within ~3 s of start.
+                        "--session-timeout-ms",
+                        "6000",
+                    ],
                     self.log_dir / "actors.log",
                 ),
             ]
