@@ -4,12 +4,17 @@ Map:
   - the snapshot source runs in one fully declared thread worker and posts
     :class:`~pipeconsole.ui.messages.SnapshotReady` (coalesced); :meth:`on_snapshot_ready`
     stores the snapshot and redraws the *visible* view only;
-  - views are Textual modes (``1``–``5``; ``:`` commands; ``ctrl+p``); ``enter`` drills down by
+  - views are Textual modes (``1``–``6``; ``:`` commands; ``ctrl+p``); ``enter`` drills down by
     pushing a devices view on the current mode's stack, ``esc`` pops it (or clears a filter);
   - failures (worker errors, bad keymap entries, probes) go to the status bar and the log view
     through :meth:`log_line`, never to the terminal, never a crash;
   - one ``httpx.AsyncClient`` for *probe now*, opened on mount and closed on unmount; its
-    transport is injectable for tests.
+    transport is injectable for tests;
+  - operator actions and chaos runs are delegated: :class:`~pipeconsole.ui.actions.ActionController`
+    and :class:`~pipeconsole.ui.chaos.ChaosController` own the flows, an
+    :class:`~pipeconsole.ui.operator.Operator` owns the action layer; their workers post
+    messages that the handlers here route back to them. Leaving the console aborts a running
+    experiment and waits for its rollback.
 
 Build it with :func:`pipeconsole.ui.factory.build_app` (the CLI, tests and headless mode do).
 """
@@ -30,11 +35,25 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from pipeconsole.config import Profile
 from pipeconsole.model.snapshot import Snapshot
+from pipeconsole.ui.actions import ActionController
+from pipeconsole.ui.chaos import ChaosController
 from pipeconsole.ui.keymap import bind, keymap_for
 from pipeconsole.ui.logbridge import UiLogHandler
-from pipeconsole.ui.messages import ConnectionChanged, LogRecorded, SnapshotReady
+from pipeconsole.ui.messages import (
+    ActionDone,
+    ChaosFinished,
+    ChaosProgressed,
+    ConnectionChanged,
+    LogRecorded,
+    ReplayDone,
+    ReplayPlanned,
+    RequestFound,
+    SnapshotReady,
+)
+from pipeconsole.ui.operator import LayerFactory, Operator
 from pipeconsole.ui.screens.backpressure import BackpressureScreen
 from pipeconsole.ui.screens.base import ConsoleScreen
+from pipeconsole.ui.screens.chaos import ChaosScreen
 from pipeconsole.ui.screens.command import Command, CommandScreen, ConsoleCommands
 from pipeconsole.ui.screens.devices import DevicesScreen
 from pipeconsole.ui.screens.help import HelpScreen, help_text, rows_from_bindings
@@ -48,7 +67,7 @@ __all__ = ["LOG_LINES", "PipeConsoleApp"]
 LOG_LINES = 2_000
 """Console log lines kept; older ones are dropped and counted (``log_dropped``)."""
 
-VIEWS = ("overview", "devices", "requests", "backpressure", "log")
+VIEWS = ("overview", "devices", "requests", "backpressure", "log", "chaos")
 
 
 class PipeConsoleApp(App[None]):
@@ -63,6 +82,7 @@ class PipeConsoleApp(App[None]):
         "requests": RequestsScreen,
         "backpressure": BackpressureScreen,
         "log": LogScreen,
+        "chaos": ChaosScreen,
     }
     BINDINGS: ClassVar[list[BindingType]] = [
         bind("ctrl+c", "quit", "Quit", "app.quit", priority=True),
@@ -74,6 +94,7 @@ class PipeConsoleApp(App[None]):
         bind("3", "view('requests')", "Requests", "app.view.requests", show=False),
         bind("4", "view('backpressure')", "Lag", "app.view.backpressure", show=False),
         bind("5", "view('log')", "Log", "app.view.log", show=False),
+        bind("6", "view('chaos')", "Chaos", "app.view.chaos", show=False),
     ]
 
     def __init__(
@@ -83,6 +104,7 @@ class PipeConsoleApp(App[None]):
         *,
         http_transport: httpx.AsyncBaseTransport | None = None,
         capture_logging: bool = True,
+        make_layer: LayerFactory | None = None,
     ) -> None:
         super().__init__()
         self.profile = profile
@@ -107,6 +129,12 @@ class PipeConsoleApp(App[None]):
         self.problems: tuple[str, ...] = ()
         """Parts of the system this console started that died (shown as a banner, logged)."""
         self._supervisor: Callable[[], list[str]] | None = None
+        self.operator = Operator(profile, make_layer)
+        """The action layer, used from worker threads one action at a time."""
+        self.actions = ActionController(self, self.operator)
+        """Schedule, edit and resend, cancel, replay."""
+        self.chaos = ChaosController(self, self.operator)
+        """The chaos screen's state and its runner (survives switching views)."""
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -154,6 +182,9 @@ class PipeConsoleApp(App[None]):
         if self._log_handler is not None:
             logging.getLogger().removeHandler(self._log_handler)
         await self.http.aclose()
+        # A running experiment is aborted and rolled back before the console goes away.
+        self.chaos.shutdown()
+        self.operator.close()
 
     def run_source(self, source: SnapshotSource) -> Worker[None]:
         return self.run_worker(
@@ -206,6 +237,24 @@ class PipeConsoleApp(App[None]):
     def on_log_recorded(self, message: LogRecorded) -> None:
         self._append_log(LogLine(message.time_ms, message.level, message.name, message.text))
 
+    def on_action_done(self, message: ActionDone) -> None:
+        self.actions.action_done(message)
+
+    def on_request_found(self, message: RequestFound) -> None:
+        self.actions.request_found(message)
+
+    def on_replay_planned(self, message: ReplayPlanned) -> None:
+        self.actions.replay_planned(message)
+
+    def on_replay_done(self, message: ReplayDone) -> None:
+        self.actions.replay_done(message)
+
+    def on_chaos_progressed(self, message: ChaosProgressed) -> None:
+        self.chaos.progressed(message)
+
+    def on_chaos_finished(self, message: ChaosFinished) -> None:
+        self.chaos.finished(message)
+
     def log_line(self, level: str, name: str, text: str) -> None:
         """Add a line to the console log (call from the UI thread; threads use logging)."""
         self._append_log(LogLine(int(time.time() * 1000), level, name, text))
@@ -257,11 +306,6 @@ class PipeConsoleApp(App[None]):
             self.action_help()
         elif name == "open":
             self.open_device(arg)
-        elif name == "chaos":
-            self.switch_mode("log")
-            screen = self.screen
-            if isinstance(screen, LogScreen):
-                screen.action_tab("chaos")
         elif name in VIEWS:
             self.switch_mode(name)
             if arg and isinstance(self.screen, ConsoleScreen):

@@ -11,6 +11,7 @@ import httpx
 
 from pipeconsole.config import Profile
 from pipeconsole.ui.app import PipeConsoleApp
+from pipeconsole.ui.operator import LayerFactory
 from pipeconsole.ui.source import IngestSource, SnapshotSource
 
 __all__ = ["build_app", "kafka_source"]
@@ -28,11 +29,18 @@ def build_app(
     connect: bool = False,
     http_transport: httpx.AsyncBaseTransport | None = None,
     capture_logging: bool = True,
+    make_layer: LayerFactory | None = None,
 ) -> PipeConsoleApp:
-    """The console for ``profile``, fed by ``source`` (or Kafka when ``connect`` is true)."""
+    """The console for ``profile``, fed by ``source`` (or Kafka when ``connect`` is true).
+
+    ``make_layer`` builds the action layer (tests give it a temporary outbox and audit log)."""
     profile = profile or Profile()
     if source is None and connect:
         source = kafka_source(profile)
     return PipeConsoleApp(
-        profile, source, http_transport=http_transport, capture_logging=capture_logging
+        profile,
+        source,
+        http_transport=http_transport,
+        capture_logging=capture_logging,
+        make_layer=make_layer,
     )

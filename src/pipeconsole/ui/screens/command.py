@@ -34,7 +34,7 @@ COMMANDS: dict[str, tuple[tuple[str, ...], str]] = {
     "requests": (("requests", "request", "req", "r"), "request lifecycles, deadlines, DLQ"),
     "backpressure": (("lag", "backpressure", "bp"), "consumer lag and paused partitions"),
     "log": (("log", "logs", "audit", "timeline", "events"), "timeline, audit and console log"),
-    "chaos": (("chaos",), "chaos experiments (in the log view)"),
+    "chaos": (("chaos", "ch"), "chaos experiments: plan, run, abort, report"),
     "help": (("help", "h", "?"), "this help"),
     "quit": (("quit", "q", "q!", "exit"), "leave the console"),
 }

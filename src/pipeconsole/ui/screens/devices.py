@@ -3,7 +3,8 @@
 Rows are keyed by device id and updated in place (only changed cells), so the cursor stays
 put while telemetry streams. ``s`` cycles the sort column, ``S`` reverses it; ``p`` probes the
 highlighted device directly over HTTP (an async worker with a timeout and a body cap) and
-shows the answer beside what the telemetry says; ``enter`` moves focus into the detail pane.
+shows the answer beside what the telemetry says; ``enter`` moves focus into the detail pane;
+``n`` opens the schedule form on the highlighted device (:mod:`pipeconsole.ui.actions`).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class DevicesScreen(ConsoleScreen):
         bind("s", "sort", "Sort", "devices.sort"),
         bind("S", "reverse", "Reverse", "devices.reverse", show=False),
         bind("space", "mark", "Mark", "devices.mark"),
+        bind("n", "new_request", "New request", "devices.new_request"),
         bind("enter", "detail", "Detail", "devices.detail", show=False),
     ]
 
@@ -176,6 +178,10 @@ class DevicesScreen(ConsoleScreen):
         snapshot = self.console_app.snapshot
         if snapshot is not None:
             self.show(snapshot)
+
+    def action_new_request(self) -> None:
+        """Schedule a request on the highlighted device (the form; refused when read-only)."""
+        self.console_app.actions.new_request(self.device_id or "")
 
     def action_probe(self) -> None:
         snapshot = self.console_app.snapshot

@@ -1,18 +1,26 @@
 """Requests: scheduled, in-flight and recent, at-risk first, with remaining-deadline bars;
 outcome counts; and the DLQ with each entry's reason.
 
-Rows are keyed by request id and updated in place while the order holds.
+Rows are keyed by request id and updated in place while the order holds. Operator actions
+(:mod:`pipeconsole.ui.actions`): ``n`` new request (on the highlighted row's device), ``e`` edit
+and resend, ``C`` cancel, ``R`` replay (the marked rows, else every row the ``/`` filter shows
+when one is set, else the highlighted one), ``space`` mark. Cancel and replay ask for a typed
+confirmation; nothing is bound to a common destructive key.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import BindingType
 from textual.containers import Vertical
 from textual.widgets import DataTable, Static
 
 from pipeconsole.model.snapshot import DlqEntry, RequestRow, Snapshot
+from pipeconsole.ui.keymap import bind
 from pipeconsole.ui.records import REQUEST_FIELDS, request_record
 from pipeconsole.ui.render import clock, count, deadline_bar, plain, state_style, state_text
 from pipeconsole.ui.screens.base import ConsoleScreen
@@ -76,10 +84,21 @@ class RequestsScreen(ConsoleScreen):
     FILTER_FIELDS = REQUEST_FIELDS
     VIEW_TITLE = "Requests"
     AUTO_FOCUS = "#request-table"
+    BINDINGS: ClassVar[list[BindingType]] = [
+        bind("n", "new", "New request", "requests.new"),
+        bind("e", "resend", "Edit+resend", "requests.resend"),
+        bind("C", "cancel_request", "Cancel req", "requests.cancel", key_display="C"),
+        bind("R", "replay", "Replay", "requests.replay", key_display="R"),
+        bind("space", "mark", "Mark", "requests.mark"),
+    ]
 
     def __init__(self, *, initial_filter: str = "") -> None:
         super().__init__(initial_filter=initial_filter)
         self._order: tuple[str, ...] = ()
+        self.marked: set[str] = set()
+        """Request ids marked with ``space`` (what ``R`` replays)."""
+        self.shown: tuple[RequestRow, ...] = ()
+        """The rows on screen, in order (after the filter)."""
         self._dlq_order: tuple[tuple[str, int, int], ...] = ()
 
     def compose_body(self) -> ComposeResult:
@@ -104,13 +123,19 @@ class RequestsScreen(ConsoleScreen):
     def show(self, snapshot: Snapshot) -> None:
         self.query_one("#outcomes", Panel).show_text(outcomes_text(snapshot))
         rows = [r for r in ordered_requests(snapshot) if self.filter.matches(request_record(r))]
+        cursor = self.selected  # before the rows change under the cursor
+        self.shown = tuple(rows)
         table: DataTable[Text] = self.query_one("#request-table", DataTable)
         order = tuple(r.request_id for r in rows)
         with self.app.batch_update():
             if order != self._order:
                 table.clear()
                 for r in rows:
-                    table.add_row(*_req_row(r), key=r.request_id)
+                    label = Text("●" if r.request_id in self.marked else " ")
+                    table.add_row(*_req_row(r), key=r.request_id, label=label)
+                table.show_row_labels = bool(self.marked)
+                if cursor is not None and cursor.request_id in order:
+                    table.move_cursor(row=order.index(cursor.request_id), animate=False)
                 self._order = order
             else:
                 for r in rows:
@@ -125,3 +150,55 @@ class RequestsScreen(ConsoleScreen):
                 for e in dlq:
                     dt.add_row(*_dlq_row(e), key=f"{e.topic}/{e.partition}@{e.offset}")
                 self._dlq_order = dlq_order
+
+    # ------------------------------------------------------------------ operator actions
+
+    @property
+    def selected(self) -> RequestRow | None:
+        """The highlighted request, if any."""
+        table: DataTable[Text] = self.query_one("#request-table", DataTable)
+        if not self.shown or table.row_count == 0:
+            return None
+        row = table.cursor_row
+        return self.shown[row] if 0 <= row < len(self.shown) else None
+
+    def _need_selection(self) -> RequestRow | None:
+        row = self.selected
+        if row is None:
+            self.notify("no request selected", severity="warning", markup=False)
+        return row
+
+    def action_new(self) -> None:
+        row = self.selected
+        self.console_app.actions.new_request(row.device_id if row else "")
+
+    def action_resend(self) -> None:
+        row = self._need_selection()
+        if row is not None:
+            self.console_app.actions.edit_and_resend(row)
+
+    def action_cancel_request(self) -> None:
+        row = self._need_selection()
+        if row is not None:
+            self.console_app.actions.cancel(row)
+
+    def action_replay(self) -> None:
+        if self.marked:
+            ids = [r.request_id for r in self.shown if r.request_id in self.marked]
+            ids += sorted(self.marked - set(ids))
+        elif not self.filter.is_empty:
+            ids = [r.request_id for r in self.shown]
+        else:
+            row = self._need_selection()
+            ids = [row.request_id] if row is not None else []
+        if ids:
+            self.console_app.actions.replay(ids)
+
+    def action_mark(self) -> None:
+        row = self._need_selection()
+        if row is not None:
+            self.marked ^= {row.request_id}
+            self._order = ()
+            snapshot = self.console_app.snapshot
+            if snapshot is not None:
+                self.show(snapshot)

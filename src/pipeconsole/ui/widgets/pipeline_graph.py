@@ -118,6 +118,9 @@ class PipelineGraph(ScrollView, can_focus=True):
         """None until the first graph: then chosen by size (:data:`COLLAPSE_AT`)."""
         self.show_blast = False
         """Highlight every downstream device of the selection, not only direct neighbours."""
+        self.highlight: frozenset[str] = frozenset()
+        """Devices an action is about to touch: marked ``◆`` with every descendant ``↓``,
+        whatever the cursor is on (the confirmation screens' blast radius)."""
         self.focus_only = False
         """Show only the selection's two-hop neighbourhood."""
         self._visible: frozenset[str] | None = None
@@ -336,9 +339,23 @@ class PipelineGraph(ScrollView, can_focus=True):
                 queue.extend(self._down.get(n, ()))
         return seen
 
+    def set_highlight(self, device_ids: frozenset[str]) -> None:
+        """Mark ``device_ids`` and everything downstream of them (see :attr:`highlight`)."""
+        self.highlight = device_ids
+        self._relate()
+        self.refresh()
+
     def _relate(self) -> None:
         """Work out which cells are upstream / downstream of the selection."""
         related: dict[str, str] = {}
+        if self.highlight and not self.collapsed:
+            for t in self.highlight:
+                for n in self._descendants(t):
+                    related[n] = "↓"
+            for t in self.highlight:
+                related[t] = "◆"
+            self._related = related
+            return
         sel = self.selected
         if sel and not self.collapsed:
             for n in self._up.get(sel, ()):
