@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 from textual.pilot import Pilot
@@ -44,3 +44,32 @@ def _no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> None:
     from textual.widgets import Input
 
     monkeypatch.setattr(Input, "cursor_blink", False, raising=False)
+
+
+@pytest.fixture(scope="session")
+def ui_stack(broker: object) -> Iterator[object]:
+    """One live stack (fleet of 6 + device actors) for the action and chaos pilot tests."""
+    from dataclasses import replace
+
+    from uistack import Dispatch, UiStack
+
+    from pipeconsole.kafka.admin import ensure_topics
+    from pipeconsole.sim.fleet import Fleet
+    from tests.conftest import make_topics
+
+    profile = Profile(
+        name="ui-actions",
+        bootstrap=broker.bootstrap,  # type: ignore[attr-defined]
+        topics=make_topics(request_partitions=2),
+        role="chaos",
+    )
+    profile = replace(profile, check_interval_s=0.5, refresh_hz=4.0)
+    ensure_topics(profile, profile.topics)
+    fleet = Fleet.start(devices=6, seed=3, profile=profile)
+    dispatch = Dispatch(profile)
+    try:
+        dispatch.wait_ready()
+        yield UiStack(profile, fleet, dispatch)
+    finally:
+        dispatch.stop()
+        fleet.stop()
