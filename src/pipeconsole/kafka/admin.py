@@ -29,13 +29,16 @@ class AdminError(Exception):
     """A cluster operation failed; the message says which and why."""
 
 
-def _admin(profile: Profile | str) -> AdminClient:
-    return AdminClient(client_settings(profile))
+def _admin(profile: Profile | str, extra: dict[str, Any] | None = None) -> AdminClient:
+    return AdminClient(client_settings(profile, extra))
 
 
 def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
     """Return once the cluster answers a metadata request; raise AdminError after ``timeout``."""
-    admin = _admin(profile)
+    # The transport's own reason (TLS handshake, SASL, refused) reaches only the error
+    # callback; the metadata call just says "Broker transport failure".
+    errors: list[str] = []
+    admin = _admin(profile, {"error_cb": lambda err: errors.append(str(err.str()))})
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -45,8 +48,13 @@ def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
                 return
         except KafkaException as exc:
             last = exc.args[0].str()
+        admin.poll(0)
         time.sleep(0.05)
-    raise AdminError(f"cluster not ready after {timeout:.0f} s: {last}")
+    admin.poll(0)
+    why = next((e for e in reversed(errors) if "brokers are down" not in e), "")
+    raise AdminError(
+        f"cluster not ready after {timeout:.0f} s: {last}" + (f" ({why[:400]})" if why else "")
+    )
 
 
 def topic_plan(topics: Topics) -> list[tuple[str, int, dict[str, str]]]:
