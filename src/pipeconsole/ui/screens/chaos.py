@@ -212,6 +212,7 @@ class ChaosScreen(ConsoleScreen):
         ol.add_options([Option(Text(p.name), id=str(n)) for n, p in enumerate(self._files)])
         if not self._files:
             ol.add_option(Option(Text("(no experiments/*.toml here)", Style(dim=True)), id="none"))
+        ol.highlighted = 0
 
     def focus_main(self) -> None:
         self.query_one("#chaos-files", OptionList).focus()
