@@ -33,6 +33,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,12 +138,38 @@ class InProcFleet:
         self.fleet.stop()
 
 
-@contextmanager
-def dispatching(profile: Profile) -> Iterator[None]:
-    proc = dispatch_process(profile, "bench", "bench-actor", "--pool", "128")
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of a process so far (0 when unknown)."""
+    if pid is None:
+        return 0.0
     try:
-        yield
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+@contextmanager
+def dispatching(
+    profile: Profile, extra: list[str], spy: str | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    proc = dispatch_process(profile, "bench", "bench-actor", "--pool", "128", *extra)
+    spying = None
+    if spy:  # a sampling profile of the dispatch process (pip install py-spy)
+        spying = subprocess.Popen(
+            [
+                *("py-spy", "record", "--pid", str(proc.pid), "--rate", "250", "--gil"),
+                *("--format", "raw", "--nonblocking", "--output", spy),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    try:
+        yield proc
     finally:
+        if spying is not None:
+            spying.send_signal(signal.SIGINT)
+            spying.wait(30)
         proc.send_signal(signal.SIGTERM)
         try:
             proc.wait(30)
@@ -167,11 +194,16 @@ def main() -> None:
     ap.add_argument("--amplification", type=int, default=1000)
     ap.add_argument("--devices", type=int, default=24)
     ap.add_argument("--in-process-fleet", action="store_true")
+    ap.add_argument("--py-spy", default=None, help="record the throughput phase to this file")
+    ap.add_argument(
+        "--dispatch-args", default="", help="extra arguments of pipeconsole dispatch (one string)"
+    )
     args = ap.parse_args()
     results: dict[str, Any] = {
         "load_average_start": [round(x, 2) for x in os.getloadavg()],
         "cpus": os.cpu_count(),
         "fleet": "in the bench process" if args.in_process_fleet else "its own process",
+        "dispatch_args": args.dispatch_args,
     }
     with EmbeddedBroker() as broker:
         profile = Profile(name="bench", bootstrap=broker.bootstrap, topics=_topics("bench"))
@@ -185,7 +217,8 @@ def main() -> None:
         sender = Sender(profile)
         try:
             devs = fleet.ids
-            with dispatching(profile):
+            extra = args.dispatch_args.split()
+            with dispatching(profile, extra):
                 warm = [request(d) for d in devs]
                 sender.requests(warm)
                 responses.wait_final([r.request_id for r in warm], 60)
@@ -219,9 +252,19 @@ def main() -> None:
                     request(devs[i % len(devs)], deadline=at(180)) for i in range(args.throughput)
                 ]
                 sender.requests(reqs)
-            with dispatching(profile):
+            with dispatching(profile, extra, args.py_spy) as proc:
                 if args.throughput:
+                    pids = {
+                        "dispatch": proc.pid,
+                        "fleet": getattr(getattr(fleet, "proc", None), "pid", None),
+                        "broker": broker.pid,
+                        "bench": os.getpid(),
+                    }
+                    cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+                    t0 = time.monotonic()
                     finals = responses.wait_final([r.request_id for r in reqs], 300)
+                    wall = time.monotonic() - t0
+                    cpu = {k: round(cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()}
                     ids = {r.request_id for r in reqs}
                     evs = [m for m in responses.values() if m.request_id in ids]
                     first = min(m.time_unix_ms for m in evs if m.outcome == R.DISPATCHED)
@@ -232,6 +275,8 @@ def main() -> None:
                         "ok": ok,
                         "seconds": round((last - first) / 1000, 2),
                         "per_s": round(len(reqs) / max(0.001, (last - first) / 1000), 1),
+                        "cpu_seconds": cpu,
+                        "cpu_window_s": round(wall, 2),
                     }
 
                 if args.amplification:

@@ -23,6 +23,7 @@ from typing import TypeAlias
 import aiohttp
 from yarl import URL
 
+from pipeconsole.actors.http import NO_CEIL as _NO_CEIL
 from pipeconsole.actors.http import read_capped
 from pipeconsole.actors.retry import Deadline, RetryBudget, RetryPolicy, full_jitter
 from pipeconsole.wire.gen.device_response_pb2 import DeviceResponse
@@ -180,23 +181,22 @@ class Executor:
         send["X-Deadline-Remaining-Ms"] = str(deadline.remaining_ms(now))
         send["X-Attempt"] = str(attempt)
         try:
-            # The ClientTimeout covers connect, send and reading the body; asyncio.timeout is
-            # the hard bound in case a library path forgets its timer.
-            async with asyncio.timeout(left):
-                async with session.request(
-                    method,
-                    URL(url, encoded=True),
-                    headers=send,
-                    data=content or None,
-                    timeout=aiohttp.ClientTimeout(total=left),
-                    allow_redirects=False,
-                ) as resp:
-                    status = resp.status
-                    dup = resp.headers.get("X-Duplicate") == "1"
-                    # At most MAX_RESPONSE_BYTES are read; a longer body closes the connection.
-                    body, complete = await read_capped(resp.content, MAX_RESPONSE_BYTES)
-                    if not complete:
-                        resp.close()
+            # The ClientTimeout bounds the whole attempt: connecting, sending and reading the
+            # body (aiohttp checks its timer on every read), so it is the only timer needed.
+            async with session.request(
+                method,
+                URL(url, encoded=True),
+                headers=send,
+                data=content or None,
+                timeout=aiohttp.ClientTimeout(total=left, ceil_threshold=_NO_CEIL),
+                allow_redirects=False,
+            ) as resp:
+                status = resp.status
+                dup = resp.headers.get("X-Duplicate") == "1"
+                # At most MAX_RESPONSE_BYTES are read; a longer body closes the connection.
+                body, complete = await read_capped(resp.content, MAX_RESPONSE_BYTES)
+                if not complete:
+                    resp.close()
             if 200 <= status < 300:
                 return _Try(status, "", False, hashlib.sha256(body).hexdigest(), dup)
             refused = status == 504 and b"deadline" in body[:4096]

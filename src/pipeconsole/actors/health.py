@@ -28,6 +28,7 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
+from pipeconsole.actors.http import NO_CEIL as _NO_CEIL
 from pipeconsole.actors.http import read_capped
 from pipeconsole.wire.gen import device_state_pb2 as ds
 
@@ -201,7 +202,7 @@ async def _get_json(session: aiohttp.ClientSession, url: str, timeout_s: float) 
         async with asyncio.timeout(timeout_s):
             async with session.get(
                 URL(url, encoded=True),
-                timeout=aiohttp.ClientTimeout(total=timeout_s),
+                timeout=aiohttp.ClientTimeout(total=timeout_s, ceil_threshold=_NO_CEIL),
                 allow_redirects=False,
             ) as resp:
                 if resp.status != 200:

@@ -9,7 +9,7 @@ can still be checked (and found hanging) within the check deadline.
 Both sessions send bodies as they are: no ``Content-Type`` is invented (aiohttp would add
 ``application/octet-stream`` to every POST), responses are not decompressed (a compressed body
 would let a device make the actor inflate far more than the read cap), no redirects are
-followed, and no proxy or ``.netrc`` from the environment is used.
+followed, no cookies are kept, and no proxy or ``.netrc`` from the environment is used.
 
 httpx was used before; its connection pool scans every pooled connection on each request, which
 took 75 % of the dispatch process's CPU and capped throughput at ~250 requests/s.
@@ -22,7 +22,11 @@ from collections.abc import Callable
 
 import aiohttp
 
-__all__ = ["ConnectorFactory", "new_session", "read_capped"]
+__all__ = ["NO_CEIL", "ConnectorFactory", "new_session", "read_capped", "tcp_connector"]
+
+NO_CEIL = 1e9
+"""``ClientTimeout.ceil_threshold`` that turns off aiohttp's rounding of timeouts of 5 s and
+more up to the next whole second: a deadline is a deadline."""
 
 ConnectorFactory = Callable[[int, int], aiohttp.BaseConnector]
 """``(limit, limit_per_host) -> connector``: the seam tests use to change how devices are
@@ -47,6 +51,7 @@ def new_session(connector: aiohttp.BaseConnector) -> aiohttp.ClientSession:
         connector=connector,
         connector_owner=True,
         skip_auto_headers=("Content-Type", "Accept-Encoding"),
+        cookie_jar=aiohttp.DummyCookieJar(),  # devices' cookies are not kept (nor filtered)
         auto_decompress=False,
         trust_env=False,
         raise_for_status=False,

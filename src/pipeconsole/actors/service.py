@@ -44,14 +44,13 @@ from pipeconsole.actors.health import HealthChecker
 from pipeconsole.actors.http import ConnectorFactory, new_session, tcp_connector
 from pipeconsole.actors.offsets import PartitionOffsets
 from pipeconsole.actors.partitioner import partitioner_for
-from pipeconsole.actors.publish import Publisher
+from pipeconsole.actors.publish import EventProducer, Publisher
 from pipeconsole.actors.requests import RequestLifecycle, Verifier
 from pipeconsole.actors.retry import RetryBudget
 from pipeconsole.actors.scheduler import Entry, Scheduler
 from pipeconsole.actors.settings import DispatchSettings
 from pipeconsole.config import Profile
 from pipeconsole.kafka.group import TP, GroupConsumer
-from pipeconsole.kafka.producer import ConfirmingProducer
 from pipeconsole.kafka.reader import AssignReader, ReaderError
 from pipeconsole.kafka.records import Record
 from pipeconsole.wire.codec import DecodeFailure, decode
@@ -142,7 +141,9 @@ class DispatchService:
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         self._loop = loop
-        self._mono = loop.time
+        # time.monotonic, not loop.time: the timer thread reads this clock too, and uvloop's
+        # loop.time() is cached per loop iteration at millisecond resolution.
+        self._mono = time.monotonic
         self.scheduler = Scheduler(self._mono)
         self.budget = RetryBudget(
             self.settings.retry_ratio,
@@ -151,7 +152,7 @@ class DispatchService:
             clock=self._mono,
         )
         s = self.settings
-        producer = ConfirmingProducer(self.profile)
+        producer = EventProducer(self.profile)
         self.publisher = Publisher(producer, stopping=lambda: self._stopping)
         make = self._connector or self._tcp
         self.http = new_session(make(s.in_flight_limit, s.per_device_in_flight))
