@@ -49,8 +49,9 @@ STEPS_KEPT = 200
 
 
 def experiment_files(base: Path | None = None) -> list[Path]:
-    """``experiments/*.toml`` under ``base`` (the working directory), sorted, bounded."""
-    folder = (base or Path.cwd()) / EXPERIMENTS_DIR
+    """``experiments/*.toml`` under ``base`` (default: the working directory, as relative
+    paths), sorted, bounded."""
+    folder = base / EXPERIMENTS_DIR if base is not None else EXPERIMENTS_DIR  # relative: shorter
     try:
         return sorted(folder.glob("*.toml"))[:FILES_MAX]
     except OSError:

@@ -59,11 +59,17 @@ class ComposeExperimentScreen(ModalScreen[Experiment | None]):
 
     def compose(self) -> ComposeResult:
         rows: list[tuple[str, str, Input | Select[str]]] = [
-            ("Fault", "", Select([(f, f) for f in FAULTS], allow_blank=False, id="c-fault", compact=True)),
+            (
+                "Fault",
+                "",
+                Select([(f, f) for f in FAULTS], allow_blank=False, id="c-fault", compact=True),
+            ),
             (
                 "Targets",
                 "device ids, comma-separated",
-                Input(self.initial_targets, placeholder="transcode-03", id="c-targets", compact=True),
+                Input(
+                    self.initial_targets, placeholder="transcode-03", id="c-targets", compact=True
+                ),
             ),
             ("Duration (s)", "the fault's lease", Input("10", id="c-duration", compact=True)),
             (

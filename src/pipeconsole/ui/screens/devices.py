@@ -75,7 +75,7 @@ class DevicesScreen(ConsoleScreen):
         bind("s", "sort", "Sort", "devices.sort"),
         bind("S", "reverse", "Reverse", "devices.reverse", show=False),
         bind("space", "mark", "Mark", "devices.mark"),
-        bind("n", "new_request", "New request", "devices.new_request"),
+        bind("n", "new_request", "New req", "devices.new_request", tooltip="Schedule a request"),
         bind("enter", "detail", "Detail", "devices.detail", show=False),
     ]
 

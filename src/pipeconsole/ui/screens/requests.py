@@ -85,10 +85,24 @@ class RequestsScreen(ConsoleScreen):
     VIEW_TITLE = "Requests"
     AUTO_FOCUS = "#request-table"
     BINDINGS: ClassVar[list[BindingType]] = [
-        bind("n", "new", "New request", "requests.new"),
-        bind("e", "resend", "Edit+resend", "requests.resend"),
-        bind("C", "cancel_request", "Cancel req", "requests.cancel", key_display="C"),
-        bind("R", "replay", "Replay", "requests.replay", key_display="R"),
+        bind("n", "new", "New", "requests.new", tooltip="Schedule a new request"),
+        bind("e", "resend", "Resend", "requests.resend", tooltip="Edit and resend this request"),
+        bind(
+            "C",
+            "cancel_request",
+            "Cancel",
+            "requests.cancel",
+            key_display="C",
+            tooltip="Cancel this scheduled request (typed confirmation)",
+        ),
+        bind(
+            "R",
+            "replay",
+            "Replay",
+            "requests.replay",
+            key_display="R",
+            tooltip="Replay the marked / filtered / highlighted requests (dry run first)",
+        ),
         bind("space", "mark", "Mark", "requests.mark"),
     ]
 
