@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+import httpx
 from yarl import URL
 
 from pipeconsole.actors.http import NO_CEIL as _NO_CEIL
@@ -124,7 +125,10 @@ def _num(obj: dict[str, Any], key: str) -> float:
         return 0.0
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise BodyError(f"{key} is not a number")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an integer of 309+ digits
+        raise BodyError(f"{key} is out of range") from None
     if not math.isfinite(f) or abs(f) > 1e15:
         raise BodyError(f"{key} is out of range")
     return f
@@ -189,6 +193,11 @@ def apply_topology(state: ds.DeviceState, body: dict[str, Any]) -> None:
             )
 
 
+HttpClient = aiohttp.ClientSession | httpx.AsyncClient
+"""The service passes an aiohttp session; an httpx client is still accepted (the reliability
+tests drive the checker with one)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Fetch:
     body: dict[str, Any] | None
@@ -197,7 +206,9 @@ class _Fetch:
     """The device refused the connection: it is down, not merely unknown."""
 
 
-async def _get_json(session: aiohttp.ClientSession, url: str, timeout_s: float) -> _Fetch:
+async def _get_json(session: HttpClient, url: str, timeout_s: float) -> _Fetch:
+    if isinstance(session, httpx.AsyncClient):
+        return await _get_json_httpx(session, url, timeout_s)
     try:
         async with asyncio.timeout(timeout_s):
             async with session.get(
@@ -224,6 +235,35 @@ async def _get_json(session: aiohttp.ClientSession, url: str, timeout_s: float) 
         return _Fetch(None, f"{type(exc).__name__}: {_why(exc)}")
 
 
+async def _get_json_httpx(client: httpx.AsyncClient, url: str, timeout_s: float) -> _Fetch:
+    """The same fetch through an httpx client (callers that still pass one)."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            async with client.stream("GET", url, timeout=timeout_s) as resp:
+                if resp.status_code != 200:
+                    return _Fetch(None, f"{url.rsplit('/', 1)[-1]}: HTTP {resp.status_code}")
+                chunks: list[bytes] = []
+                size = 0
+                async for chunk in resp.aiter_raw():
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        return _Fetch(None, f"body larger than {MAX_BODY_BYTES} bytes")
+                    chunks.append(chunk)
+        return _Fetch(parse_json_body(b"".join(chunks)), "")
+    except TimeoutError:
+        return _Fetch(None, f"no answer within {timeout_s * 1000:.0f} ms")
+    except BodyError as exc:
+        return _Fetch(None, f"bad body: {exc}")
+    except httpx.ConnectError as exc:
+        return _Fetch(None, f"unreachable: {_why(exc)}", down=True)
+    except httpx.TimeoutException:
+        return _Fetch(None, f"no answer within {timeout_s * 1000:.0f} ms")
+    except httpx.HTTPError as exc:
+        return _Fetch(None, f"{type(exc).__name__}: {_why(exc)}", down=True)
+    except Exception as exc:  # nothing from the network may raise through the loop
+        return _Fetch(None, f"{type(exc).__name__}: {_why(exc)}")
+
+
 def _why(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__)[:200]
 
@@ -233,7 +273,7 @@ class HealthChecker:
 
     def __init__(
         self,
-        session: aiohttp.ClientSession,
+        session: HttpClient,
         *,
         actor_id: str,
         timeout_s: float = 2.0,
