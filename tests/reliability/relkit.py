@@ -20,7 +20,7 @@ from typing import Any
 
 from pipeconsole.actors.service import DispatchService
 from pipeconsole.actors.settings import DispatchSettings
-from pipeconsole.config import Profile
+from pipeconsole.config import Profile, Topics
 from pipeconsole.kafka.producer import ConfirmingProducer, wait_all
 from pipeconsole.wire.gen.device_request_pb2 import CancelRequest, DeviceRequest, QoS
 from pipeconsole.wire.timefmt import format_rfc3339
@@ -253,6 +253,17 @@ def dispatch_process(
     env = dict(os.environ, PIPECONSOLE_CONFIG=str(config))
     with log.open("ab") as f:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=f)
+
+
+def fresh_topics(request_partitions: int = 4) -> Topics:
+    """Topic names of their own (the session conftest's naming), for a test's own broker."""
+    suffix = uuid.uuid4().hex[:8]
+    base = Topics()
+    names = {
+        a: f"{getattr(base, a)}-{suffix}"
+        for a in ("registry", "state", "request", "control", "response", "dlq", "chaos", "audit")
+    }
+    return replace(base, request_partitions=request_partitions, partitions=2, **names)
 
 
 def with_topics(profile: Profile, **kw: Any) -> Profile:

@@ -62,7 +62,14 @@ class ConfirmingProducer:
         )
         if extra:
             settings.update(extra)
+        self._settings = settings
         self._producer = Producer(settings)
+        self._lock = threading.Lock()
+        self._fatal = False
+        self._retired: list[Any] = []
+        """Producers replaced after a fatal error, polled until their callbacks are served."""
+        self.renewals = 0
+        """Times the underlying producer was replaced after a fatal error."""
         self._closed = threading.Event()
         self._poller = threading.Thread(
             target=self._poll_loop, name="kafka-producer-poll", daemon=True
@@ -72,6 +79,24 @@ class ConfirmingProducer:
     def _poll_loop(self) -> None:
         while not self._closed.is_set():
             self._producer.poll(0.05)
+            if self._retired:
+                with self._lock:
+                    for old in list(self._retired):
+                        old.poll(0)
+                        if len(old) == 0:
+                            self._retired.remove(old)
+
+    def _renew(self) -> None:
+        """After a fatal error (e.g. the idempotent producer fenced after timeouts in flight)
+        librdkafka refuses every later record: replace the producer. The old one's queued
+        records have already failed with the fatal error, so nothing is re-sent here."""
+        with self._lock:
+            if not self._fatal:
+                return
+            self._retired.append(self._producer)
+            self._producer = Producer(self._settings)
+            self._fatal = False
+            self.renewals += 1
 
     def send(
         self,
@@ -85,6 +110,8 @@ class ConfirmingProducer:
 
         def on_delivery(err: KafkaError | None, msg: Any) -> None:
             if err is not None:
+                if _is_fatal(err):
+                    self._fatal = True
                 fut.set_exception(_delivery_error(err))
             else:
                 fut.set_result(Delivery(msg.topic(), msg.partition(), msg.offset()))
@@ -94,6 +121,8 @@ class ConfirmingProducer:
             kwargs["headers"] = list(headers)
         if partition is not None:
             kwargs["partition"] = partition
+        if self._fatal:
+            self._renew()
         while True:
             try:
                 self._producer.produce(topic, **kwargs)
@@ -102,6 +131,8 @@ class ConfirmingProducer:
                 # The local queue is full: wait for deliveries rather than drop anything.
                 self._producer.poll(0.05)
             except KafkaException as exc:
+                if _is_fatal(exc.args[0]):
+                    self._fatal = True
                 fut.set_exception(_delivery_error(exc.args[0]))
                 return fut
 
@@ -123,6 +154,10 @@ class ConfirmingProducer:
         left = self.flush(timeout)
         self._closed.set()
         self._poller.join(timeout=1.0)
+        with self._lock:
+            for old in self._retired:
+                old.flush(0)
+            self._retired.clear()
         return left
 
     def __enter__(self) -> ConfirmingProducer:
@@ -133,6 +168,13 @@ class ConfirmingProducer:
 
     def __len__(self) -> int:
         return len(self._producer)
+
+
+_FENCED = {KafkaError.PRODUCER_FENCED, KafkaError.INVALID_PRODUCER_EPOCH}
+
+
+def _is_fatal(err: KafkaError) -> bool:
+    return bool(err.fatal()) or err.code() in _FENCED
 
 
 def _delivery_error(err: KafkaError) -> DeliveryError:
