@@ -3,7 +3,8 @@
     python scripts/screenshots.py [--out screenshots] [--size 120x36]
 
 The app is built by the same factory as the CLI; snapshots are injected as the ingest thread
-would post them. Times on screen come from the fixture's fixed clock, so reruns are stable.
+would post them. Run it from the repository root (the Chaos view lists ./experiments).
+Times on screen come from the fixture's fixed clock, so reruns are stable.
 """
 
 from __future__ import annotations
@@ -33,6 +34,11 @@ SHOTS: list[tuple[str, bool | str, tuple[str, ...], tuple[int, int] | None]] = [
     ("help", True, ("question_mark",), (100, 44)),
     ("command", True, ("colon", *"dev"), None),
     ("overview-80x24", True, (), (80, 24)),
+    ("schedule-form", True, ("3", "n"), None),
+    ("cancel-confirmation", True, ("3", "C", *"transc"), None),
+    ("chaos", True, ("6", "enter"), None),
+    ("chaos-confirmation", True, ("6", "enter", "r"), None),
+    ("chaos-compose", True, ("6", "c"), None),
 ]
 """(file name, incident? or "lagging", keys pressed, terminal size or None for the default)."""
 
@@ -51,7 +57,8 @@ def lagging() -> Snapshot:
 async def shoot(
     out: Path, name: str, snapshot: Snapshot, keys: tuple[str, ...], size: tuple[int, int]
 ) -> None:
-    app = build_app(Profile(), None, capture_logging=False)
+    # role chaos: the Chaos view's confirmation is offered (nothing is sent in a screenshot)
+    app = build_app(Profile(role="chaos"), None, capture_logging=False)
     async with app.run_test(size=size) as pilot:
         app.post_message(SnapshotReady(snapshot))
         await pilot.pause()

@@ -78,11 +78,12 @@ class ScheduleScreen(ModalScreen[ScheduleSpec | None]):
     ) -> None:
         super().__init__()
         self.prepare = prepare
-        self.fields: list[FormField] = form_fields()
+        # Descriptor order, except the target first: it is what the operator checks first.
+        self.fields: list[FormField] = sorted(form_fields(), key=lambda f: f.name != "device_id")
         self.initial: dict[str, str] = {f.name: f.default for f in self.fields}
         self.initial["device_id"] = device_id
         self.initial.update(values or {})
-        self.form_title = title
+        self.form_title = f"{title} on {device_id}" if device_id else title
         self.refusal = refusal
         """Shown as a banner when the profile may not schedule (sending will be refused)."""
         self.errors: list[FieldError] = []
@@ -92,7 +93,7 @@ class ScheduleScreen(ModalScreen[ScheduleSpec | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="schedule-box"):
-            yield Static(Text(self.form_title, Style(bold=True)), id="schedule-title")
+            yield Static(plain(self.form_title, style=Style(bold=True)), id="schedule-title")
             if self.refusal:
                 yield Static(plain(self.refusal, style=Style(color="red")), id="schedule-refusal")
             with Horizontal(classes="form-row", id="row-template"):
