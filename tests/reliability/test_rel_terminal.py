@@ -205,9 +205,9 @@ async def test_markup_in_device_names_fires_nothing_when_clicked(profile: Profil
         strips = app.screen._compositor.render_strips()
         rows = [y for y, strip in enumerate(strips) if "evil-" in strip.text]
         assert rows, "no line shows a hostile device"
-        for y in rows[:10]:
+        for y in rows[:6]:
             line = strips[y].text
-            for x in range(line.find("evil-"), len(line.rstrip()), 4):
+            for x in range(line.find("evil-"), len(line.rstrip()), 6):
                 await pilot.click(offset=(x, y))
                 clicks += 1
                 if not app.is_running:
@@ -215,7 +215,7 @@ async def test_markup_in_device_names_fires_nothing_when_clicked(profile: Profil
             if app.screen is not screen:
                 await pilot.press("escape")
                 await pilot.pause()
-        assert clicks > 50
+        assert clicks > 30
         assert app.is_running
         assert not fired, fired
     assert ids

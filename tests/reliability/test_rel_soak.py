@@ -1,0 +1,158 @@
+"""Soak (``python -m pytest -m soak tests/reliability``; not in the default run).
+
+For ``PIPECONSOLE_SOAK_S`` seconds (default 600): 200 requests/s produced to device-request-v1
+(1 % hostile payloads: undecodable bytes and invalid requests), a chaos fault (latency or
+errors on one device, a 30 s lease) toggled every minute, the dispatch process restarted
+(SIGTERM, then a new one in the same group) every two minutes, and a console model (the
+ingest, in its own process) following all of it. At the end: the ledger balances, every OK ran
+once at its device, no fault is left active, and the RSS of the console model and of each
+dispatch instance grew less than 10 % after its warm-up.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from ledger import Ledger, check_devices, wait_for
+from relkit import Sender, at, dispatch_process, request, write_config
+
+from pipeconsole.config import Profile
+from pipeconsole.sim.fleet import Fleet
+
+SOAK_S = float(os.environ.get("PIPECONSOLE_SOAK_S", "600"))
+RATE = 200
+HOSTILE = 0.01
+CHAOS_EVERY_S = 60.0
+RESTART_EVERY_S = 120.0
+WARMUP_S = 30.0
+"""Warm-up of a dispatch instance before its RSS baseline is taken."""
+CONSOLE_WARMUP_S = float(os.environ.get("PIPECONSOLE_SOAK_WARMUP_S", "180"))
+"""The console model's baseline waits until its bounded tables are full (20,000 requests at
+200/s take 100 s)."""
+STREAMS = 50
+"""Stream ids per device: a device refuses new streams past 1,000 (429), so reuse a pool."""
+
+CONSOLE = textwrap.dedent(
+    """
+    import sys, time
+    from pipeconsole.config import load_config
+    from pipeconsole.ingest import Ingest, IngestOptions
+    ingest = Ingest(load_config().profile(), options=IngestOptions(snapshot_hz=4, lag_interval_s=5))
+    ingest.start()
+    while True:
+        time.sleep(1)
+        snap = ingest.latest
+        print("errors", ingest.errors, "requests", snap.requests_total if snap else 0, flush=True)
+    """
+)
+
+
+def rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(int(SOAK_S) + 900)
+def test_soak(
+    profile: Profile, fleet: Fleet, ledger: Ledger, sender: Sender, tmp_path: Path
+) -> None:
+    config = write_config(profile, tmp_path / "c.toml")
+    group = f"soak-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "dispatch.log"
+    env = dict(os.environ, PIPECONSOLE_CONFIG=str(config))
+    console = subprocess.Popen(
+        [sys.executable, "-c", CONSOLE], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    devs = [d.device_id for d in fleet.devices]
+    rng = random.Random(2026)
+    actor = dispatch_process(profile, config, group, "soak-0", log)
+    actors = [actor]
+    growth: list[tuple[str, int, int]] = []
+    started = actor_started = time.monotonic()
+    actor_base = console_base = 0
+    produced = hostile = 0
+    next_chaos, next_restart = started + CHAOS_EVERY_S, started + RESTART_EVERY_S
+    chaos_on: str | None = None
+    try:
+        while (now := time.monotonic()) - started < SOAK_S:
+            tick = now
+            batch, raw = [], []
+            for _ in range(RATE):
+                if rng.random() < HOSTILE:
+                    hostile += 1
+                    dev = rng.choice(devs).encode()
+                    raw.append((dev, rng.choice([b"\xff" * 11, b"\x0a\xff\xff\xff\x7f", b""])))
+                else:
+                    batch.append(
+                        request(
+                            rng.choice(devs),
+                            schedule=at(rng.choice([0, 0, 1])),
+                            deadline=at(120),
+                            uri=f"/streams/s-{rng.randrange(STREAMS)}/start",
+                        )
+                    )
+            sender.requests(batch)
+            sender.raw(raw)
+            produced += len(batch) + len(raw)
+            if now - started > CONSOLE_WARMUP_S and not console_base:
+                console_base = rss_kb(console.pid)
+            if now - actor_started > WARMUP_S and not actor_base:
+                actor_base = rss_kb(actor.pid)
+            if now >= next_chaos:
+                next_chaos += CHAOS_EVERY_S
+                if chaos_on is None:
+                    chaos_on = rng.choice(devs)
+                    kind = rng.choice(["latency", "error_rate"])
+                    params = {"mean_ms": 300} if kind == "latency" else {"rate": 0.2}
+                    fleet.device(chaos_on).inject(fault=kind, duration_s=30, **params)
+                else:
+                    fleet.device(chaos_on).clear()
+                    chaos_on = None
+            if now >= next_restart:
+                next_restart += RESTART_EVERY_S
+                growth.append(("actor", actor_base, rss_kb(actor.pid)))
+                actor.send_signal(signal.SIGTERM)
+                actor.wait(60)
+                actor = dispatch_process(profile, config, group, f"soak-{len(actors)}", log)
+                actors.append(actor)
+                actor_started, actor_base = time.monotonic(), 0
+            time.sleep(max(0.0, 1.0 - (time.monotonic() - tick)))
+        growth.append(("actor", actor_base, rss_kb(actor.pid)))
+        growth.append(("console", console_base, rss_kb(console.pid)))
+        b = ledger.wait_balanced(300, expect_inputs=produced, allow_repeats=True)
+        check_devices(ledger, fleet.devices)
+        wait_for(
+            lambda: not any(d.counters().faults_active for d in fleet.devices),
+            60,
+            "no residual fault",
+        )
+        assert console.poll() is None, console.stderr.read() if console.stderr else ""
+        report = [
+            (who, base, last, (last - base) / base if base else 0.0) for who, base, last in growth
+        ]
+        print(f"soak: {produced} inputs ({hostile} hostile) in {SOAK_S:.0f} s; {b.explain()}")
+        for who, base, last, g in report:
+            print(f"soak rss {who}: {base} kB -> {last} kB ({g:+.1%})")
+        for who, base, last, g in report:
+            if base:
+                assert g < 0.10, (who, base, last)
+    finally:
+        for p in [*actors, console]:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
