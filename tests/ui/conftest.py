@@ -46,9 +46,12 @@ def _no_cursor_blink(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Input, "cursor_blink", False, raising=False)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def ui_stack(broker: object) -> Iterator[object]:
-    """One live stack (fleet of 6 + device actors) for the action and chaos pilot tests."""
+    """A live stack (fleet of 6 + device actors) for a module's action or chaos pilot tests.
+
+    Module-scoped, not session-scoped: it is stopped before later modules run, so its health
+    checks do not load the shared 2-core machine under other end-to-end tests."""
     from dataclasses import replace
 
     from uistack import Dispatch, UiStack

@@ -1,7 +1,7 @@
 """A small live stack for the console's action and chaos tests: the session's Tansu broker,
 a simulated fleet of 6 devices and an in-process device-actor service (health every 0.5 s).
 
-Started once per session by the ``ui_stack`` fixture (tests/ui/conftest.py) and only when a
+Started once per module by the ``ui_stack`` fixture (tests/ui/conftest.py) and only when a
 test asks for it; each test gets its own local outbox and audit log (``layer_factory``).
 """
 
