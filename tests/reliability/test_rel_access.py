@@ -19,7 +19,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator
 from pathlib import Path
 
 import pytest
@@ -152,7 +152,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pki]:
     }
 
 
-def _tls_server(p: Pki) -> Iterator[int]:
+def _tls_server(p: Pki) -> Generator[int, None, None]:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(p.cert, p.key)
     loop = asyncio.new_event_loop()

@@ -56,11 +56,11 @@ def test_kill_9_in_a_loop_under_load_loses_nothing_and_runs_nothing_twice(
         for k in range(KILLS):
             # kill once this instance has finished some work of its own
             done_before = len(ledger.finals_by_request())
-            wait_for(
-                lambda n=done_before: len(ledger.finals_by_request()) > n + 20,
-                40,
-                f"instance {k} to finish requests",
-            )
+
+            def progressed(n: int = done_before) -> bool:
+                return len(ledger.finals_by_request()) > n + 20
+
+            wait_for(progressed, 40, f"instance {k} to finish requests")
             os.kill(procs[-1].pid, signal.SIGKILL)
             procs[-1].wait(10)
             procs.append(dispatch_process(profile, config, group, f"crash-{k + 1}", log))

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -19,6 +20,7 @@ from relkit import ESCAPES, cli_env, naughty, run_cli, write_config
 
 from pipeconsole.cli import cli
 from pipeconsole.config import ConfigError, Profile, load_config
+from pipeconsole.wire.gen.device_request_pb2 import DeviceRequest
 
 NAUGHTY = naughty()
 
@@ -106,7 +108,8 @@ def test_naughty_values_in_every_schedule_field_are_refused_or_sent_literally(
     ) as layer:
         for i, s in enumerate(NAUGHTY):
             name = fields[i % len(fields)]
-            spec = replace(base, **{name: s})
+            kw: dict[str, Any] = {name: s}
+            spec = replace(base, **kw)
             got = layer.schedule(spec)
             assert not isinstance(got, Failed), (name, s, got)
             if isinstance(got, Refused):
@@ -116,7 +119,7 @@ def test_naughty_values_in_every_schedule_field_are_refused_or_sent_literally(
                 assert isinstance(got, Sent)
                 sent += 1
                 msg = got.message
-                assert msg is not None
+                assert isinstance(msg, DeviceRequest)
                 stored = {"device_id": msg.device_id, "uri": msg.uri, "method": msg.method}
                 if name in stored:
                     assert stored[name] == s  # byte-identical, never decoded twice

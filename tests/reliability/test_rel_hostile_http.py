@@ -5,7 +5,7 @@ HealthChecker next to a well-behaved device. The hostile device ends UNKNOWN wit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -85,7 +85,7 @@ HOSTILE: dict[str, tuple[Handler, str]] = {
 }
 
 
-async def _serve(routes: dict[str, Handler]) -> AsyncIterator[str]:
+async def _serve(routes: dict[str, Handler]) -> AsyncGenerator[str, None]:
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_get(path, handler)
