@@ -24,7 +24,7 @@ from pipeconsole.config import Profile
 from pipeconsole.kafka.admin import group_lag
 from pipeconsole.sim.fleet import Fleet
 
-KILLS = 3
+KILLS = 2
 
 
 def test_kill_9_in_a_loop_under_load_loses_nothing_and_runs_nothing_twice(
