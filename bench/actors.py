@@ -19,7 +19,9 @@ fleet inside the bench process competes with the bench's own Kafka reader for on
 (c) amplification: N requests to a device failing every command (503) with max_attempts 4;
     attempts the device saw / requests.
 
-Prints JSON with the machine's load average at the start and end.
+Prints JSON with the machine's load average at the start and end, and during (b) the CPU
+seconds each process used and the share of the machine's CPU time the hypervisor stole (on a
+shared VM this decides the figures as much as the code does).
 """
 
 from __future__ import annotations
@@ -149,6 +151,15 @@ def cpu_seconds(pid: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def cpu_totals() -> tuple[float, float]:
+    """(all jiffies, stolen jiffies) of the machine so far, from /proc/stat."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    except (OSError, ValueError):
+        return 0.0, 0.0
+    return float(sum(fields[:8])), float(fields[7]) if len(fields) > 7 else 0.0
+
+
 @contextmanager
 def dispatching(
     profile: Profile, extra: list[str], spy: str | None = None
@@ -264,10 +275,13 @@ def main() -> None:
                         "bench": os.getpid(),
                     }
                     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
+                    total0, stolen0 = cpu_totals()
                     t0 = time.monotonic()
                     finals = responses.wait_final([r.request_id for r in reqs], 300)
                     wall = time.monotonic() - t0
                     cpu = {k: round(cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()}
+                    total1, stolen1 = cpu_totals()
+                    steal = (stolen1 - stolen0) / max(1.0, total1 - total0)
                     ids = {r.request_id for r in reqs}
                     evs = [m for m in responses.values() if m.request_id in ids]
                     first = min(m.time_unix_ms for m in evs if m.outcome == R.DISPATCHED)
@@ -280,6 +294,7 @@ def main() -> None:
                         "per_s": round(len(reqs) / max(0.001, (last - first) / 1000), 1),
                         "cpu_seconds": cpu,
                         "cpu_window_s": round(wall, 2),
+                        "cpu_stolen_by_hypervisor": f"{steal:.0%}",
                     }
 
                 if args.amplification:
