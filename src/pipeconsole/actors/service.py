@@ -4,7 +4,12 @@ Threads and the loop::
 
     kafka-group thread  --records/assign/revoke-->  event loop (everything else)
     registry thread     --registry records------->  event loop
+    scheduler thread    --fired entries (stamped)-->  event loop
+    events-poll thread  --acknowledgements-------->  event loop (coalesced)
     event loop          --commit/pause/resume---->  kafka-group thread (command queue)
+
+HTTP goes through aiohttp sessions (:mod:`.http`), events through the service's own producer
+(:mod:`.publish`). Shutdown is bounded whatever the broker does (see :meth:`DispatchService.run`).
 
 On the loop, a record of device-request-v1 is decoded and validated
 (:mod:`.requests` has the lifecycle), becomes a :class:`~.actor.Job` of its device's
@@ -77,7 +82,11 @@ class DeviceInfo:
 
 
 class DispatchService:
-    """One dispatch instance. ``await run(stop)`` until ``stop`` is set."""
+    """One dispatch instance. ``await run(stop)`` until ``stop`` is set.
+
+    ``verifier`` turns on signed mode (requests and cancels must carry a valid token);
+    ``connector`` builds the HTTP connectors, ``(limit, limit_per_host) -> BaseConnector``
+    (tests use it to change how devices are reached; default: a TCP connector)."""
 
     def __init__(
         self,
