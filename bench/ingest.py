@@ -114,7 +114,7 @@ def model_ingest(profile: Profile, n: int, batch: int) -> tuple[float, int, int]
     while True:
         ingest.step(timeout=1.0)
         tc = ingest.model._topics.get(state_topic)
-        if tc is not None and tc.consumed >= n:
+        if tc is not None and tc.consumed + tc.sampled >= n:
             break
     dt = time.perf_counter() - t0
     snap = ingest.snapshot_now()

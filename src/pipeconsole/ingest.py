@@ -123,30 +123,16 @@ _UNCHANGED_TAG = 0x12
 """First byte of a serialized ``StateEvent`` whose oneof is ``unchanged`` (field 2, wire type 2)."""
 
 
-def coalesce_heartbeats(records: list[Record], state_topic: str) -> tuple[list[Record], int]:
-    """Drop heartbeats that a later record of the same device in this batch supersedes.
+def is_heartbeat(value: bytes) -> bool:
+    """True for a serialized ``StateEvent`` whose oneof is ``unchanged``, read from its first byte.
 
-    A ``ServiceStateUnchanged`` says "nothing changed, here are fresh metrics"; when the same
-    batch holds a later event for that device, the earlier heartbeat adds nothing the console
-    shows but a sparkline point, so it is skipped without being decoded and counted as sampled.
+    A ``ServiceStateUnchanged`` says "nothing changed, here are fresh metrics"; when a batch
+    holds a later event of the same device, the earlier heartbeat adds nothing the console shows
+    but a sparkline point, so the reader skips it undecoded and the model counts it as sampled.
     Changes (``ServiceStateChanged``), actor statuses and undecodable records are always kept.
     This only bites while catching up on a backlog: live batches rarely repeat a device.
     """
-    last: dict[bytes, int] = {}
-    for i, r in enumerate(records):
-        if r.topic == state_topic and r.key:
-            last[r.key] = i
-    if len(last) == sum(1 for r in records if r.topic == state_topic and r.key):
-        return records, 0
-    kept: list[Record] = []
-    skipped = 0
-    for i, r in enumerate(records):
-        v = r.value
-        if r.topic == state_topic and r.key and v and v[0] == _UNCHANGED_TAG and last[r.key] != i:
-            skipped += 1
-            continue
-        kept.append(r)
-    return kept, skipped
+    return value[0] == _UNCHANGED_TAG
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,7 +144,7 @@ class IngestOptions:
     lag_group: str = DEFAULT_LAG_GROUP
     lag_interval_s: float = 5.0
     """How often lag and reachability are polled."""
-    batch: int = 20000
+    batch: int = 50000
     """Records per poll."""
     retry_max_s: float = 5.0
     """Longest wait between reconnection attempts."""
@@ -274,7 +260,17 @@ class Ingest:
     def step(self, timeout: float = 0.1) -> int:
         """Read one batch, fold it in, maybe post a snapshot. Returns the records read."""
         self._drain_inbox()
-        records = self._reader.poll_batch(self.options.batch, timeout)
+        reader = self._reader
+        before = getattr(reader, "superseded", None)
+        if before is None:  # an injected reader without the supersede option
+            records = reader.poll_batch(self.options.batch, timeout)
+        else:
+            state = self.profile.topics.state
+            records = reader.poll_batch(
+                self.options.batch, timeout, supersede=(state, is_heartbeat)
+            )
+            if reader.superseded != before:
+                self.model.sampled(state, reader.superseded - before)
         if records:
             self.fold(records)
         elif not self.caught_up.is_set():
@@ -294,11 +290,6 @@ class Ingest:
                 model.mark_offset(r.topic, r.partition, r.offset, r.timestamp_ms)
         for topic, n in counts.items():
             model.consumed(topic, n)
-        state_topic = self.profile.topics.state
-        if counts.get(state_topic, 0) > 1:
-            records, skipped = coalesce_heartbeats(records, state_topic)
-            if skipped:
-                model.sampled(state_topic, skipped)
         model.apply(decode_batch(records, self.types, fast_topics=self.fast_topics))
 
     def _post(self, force: bool = False, slow: bool = False) -> None:
@@ -307,8 +298,8 @@ class Ingest:
             max(1.0, 1.0 / self.options.snapshot_hz) if slow else 1.0 / self.options.snapshot_hz
         )
         # Building a snapshot of a big fleet takes a while; never let it take more than about
-        # a fifth of the reader's time, so reading keeps up whatever the fleet size.
-        period = max(period, 4.0 * self._snapshot_cost)
+        # a tenth of the reader's time, so reading keeps up whatever the fleet size.
+        period = max(period, 9.0 * self._snapshot_cost)
         if not force and now - self._last_post < period:
             return
         self._last_post = now

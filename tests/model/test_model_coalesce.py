@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pipeconsole.ingest import coalesce_heartbeats
-from pipeconsole.kafka.records import Record
+from pipeconsole.config import Profile
+from pipeconsole.ingest import Ingest, IngestOptions, is_heartbeat
+from pipeconsole.kafka.producer import ConfirmingProducer, wait_all
+from pipeconsole.kafka.reader import AssignReader
 from pipeconsole.wire.gen.device_state_pb2 import (
     DeviceState,
     ServiceStateChanged,
@@ -11,41 +13,67 @@ from pipeconsole.wire.gen.device_state_pb2 import (
     StateEvent,
 )
 
-TOPIC = "device-state-v1"
 
-
-def _rec(offset: int, device: str, changed: bool, topic: str = TOPIC) -> Record:
-    state = DeviceState(device_id=device, seq=offset)
+def _event(device: str, seq: int, changed: bool) -> bytes:
+    state = DeviceState(device_id=device, seq=seq)
     ev = (
         StateEvent(changed=ServiceStateChanged(state=state))
         if changed
         else StateEvent(unchanged=ServiceStateUnchanged(state=state))
     )
-    return Record(topic, 0, offset, 0, device.encode(), ev.SerializeToString())
+    return ev.SerializeToString()
 
 
-def test_only_the_latest_heartbeat_per_device_is_kept_and_changes_always_are() -> None:
-    batch = [
-        _rec(0, "enc-1", changed=False),
-        _rec(1, "enc-1", changed=True),
-        _rec(2, "enc-2", changed=False),
-        _rec(3, "enc-1", changed=False),
-        _rec(4, "enc-1", changed=False),
-        _rec(5, "enc-1", changed=False, topic="device-response-v1"),
+def test_heartbeats_are_told_from_changes_by_their_first_byte() -> None:
+    assert is_heartbeat(_event("enc-1", 1, changed=False))
+    assert not is_heartbeat(_event("enc-1", 1, changed=True))
+    assert not is_heartbeat(b"\xff\xff")
+
+
+def test_only_the_latest_heartbeat_per_device_is_kept_and_changes_always_are(
+    profile: Profile,
+) -> None:
+    topic = profile.topics.state
+    sent = [
+        ("enc-1", 0, False),
+        ("enc-1", 1, True),
+        ("enc-2", 2, False),
+        ("enc-1", 3, False),
+        ("enc-1", 4, False),
+        ("enc-2", 5, False),
     ]
-    kept, skipped = coalesce_heartbeats(batch, TOPIC)
-    assert [r.offset for r in kept] == [1, 2, 4, 5]
-    assert skipped == 2
+    with ConfirmingProducer(profile) as producer:
+        wait_all(
+            [producer.send(topic, _event(d, n, c), key=d, partition=0) for d, n, c in sent], 30
+        )
+        for _ in range(2):
+            producer.send(topic, b"\x12garbage", key="enc-3", partition=0).result(30)
+    with AssignReader(profile, [topic]) as reader:
+        # One consume() call gathers all eight records (it waits out its timeout for more).
+        got = reader.poll_batch(100, 2.0, supersede=(topic, is_heartbeat))
+    seqs = [
+        StateEvent.FromString(r.value).changed.state.seq
+        or StateEvent.FromString(r.value).unchanged.state.seq
+        for r in got
+        if r.value and r.key != b"enc-3"
+    ]
+    assert seqs == [1, 4, 5]  # enc-1's change, then the latest heartbeat of each device
+    assert reader.superseded == 4  # enc-1 x2, enc-2 x1, and the first enc-3 record
 
 
-def test_a_batch_without_repeats_is_returned_as_it_is() -> None:
-    batch = [_rec(0, "enc-1", changed=False), _rec(1, "enc-2", changed=False)]
-    kept, skipped = coalesce_heartbeats(batch, TOPIC)
-    assert kept is batch and skipped == 0
-
-
-def test_garbage_in_a_repeated_key_is_kept_for_the_undecodable_counter() -> None:
-    garbage = Record(TOPIC, 0, 0, 0, b"enc-1", b"\xff\xff\xff")
-    batch = [garbage, _rec(1, "enc-1", changed=False)]
-    kept, skipped = coalesce_heartbeats(batch, TOPIC)
-    assert kept == batch and skipped == 0
+def test_the_model_counts_what_was_skipped_as_sampled(profile: Profile) -> None:
+    topic = profile.topics.state
+    with ConfirmingProducer(profile) as producer:
+        wait_all(
+            [producer.send(topic, _event("enc-1", n, False), key="enc-1") for n in range(50)], 30
+        )
+    ingest = Ingest(profile, options=IngestOptions(lag_interval_s=3600))
+    try:
+        assert ingest.connect()  # stepped by hand here: no reader thread
+        while ingest.model._topic(topic).consumed + ingest.model._topic(topic).sampled < 50:
+            ingest.step(timeout=1.0)
+        counters = {t.topic: t for t in ingest.snapshot_now().fleet.topics}[topic]
+    finally:
+        ingest.close()
+    assert counters.sampled >= 1
+    assert counters.consumed + counters.sampled == 50

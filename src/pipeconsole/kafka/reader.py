@@ -7,7 +7,7 @@ disturb the offsets of the device actors' consumer group.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +21,10 @@ __all__ = ["AssignReader", "ReaderError", "Start"]
 
 Start = Literal["beginning", "end"] | int
 """Where to start: the beginning, the end, or a timestamp in Unix milliseconds."""
+
+
+Supersede = tuple[str, Callable[[bytes], bool]]
+"""(topic, replaceable): see :meth:`AssignReader.poll_batch`."""
 
 
 class ReaderError(Exception):
@@ -65,6 +69,8 @@ class AssignReader:
         self._consumer = Consumer(settings)
         self._topics = list(topics)
         self._closed = False
+        self.superseded = 0
+        """Records skipped because a later one of the same key superseded them (``supersede``)."""
         try:
             self._assign(start, metadata_timeout_s)
         except Exception:
@@ -112,20 +118,34 @@ class AssignReader:
         self._starts = {(tp.topic, tp.partition): tp.offset for tp in assignment}
         """Where each partition started: an offset, OFFSET_BEGINNING or OFFSET_END."""
 
-    def poll_batch(self, max_records: int = 5000, timeout: float = 0.1) -> list[Record]:
+    def poll_batch(
+        self,
+        max_records: int = 5000,
+        timeout: float = 0.1,
+        *,
+        supersede: Supersede | None = None,
+    ) -> list[Record]:
         """Up to ``max_records`` records; empty when none came within ``timeout``.
 
         Errors of individual records (a partition EOF, a transient fetch error) are logged
         through librdkafka's logger and skipped; they never raise.
+
+        ``supersede = (topic, replaceable)``: a record of ``topic`` whose value is
+        ``replaceable`` is skipped when a later record in the same batch has the same key (a
+        heartbeat superseded by a newer one); skipped records are counted in
+        :attr:`superseded`, never silently lost.
         """
         msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        skip = _superseded(msgs, *supersede) if supersede is not None and len(msgs) > 1 else ()
+        if skip:
+            self.superseded += len(skip)
         out: list[Record] = []
         append = out.append
         not_before = self._not_before
         # The hot loop of every reader: positional construction, no per-record helper calls
         # unless a record has headers. Without deserializers, keys and values are bytes.
-        for m in msgs:
-            if m.error() is not None:
+        for i, m in enumerate(msgs):
+            if m.error() is not None or (skip and i in skip):
                 continue
             ts_type, ts = m.timestamp()
             if not_before:
@@ -228,3 +248,26 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
             v = v.encode()
         out.append((str(k), bytes(v)))
     return tuple(out)
+
+
+def _superseded(msgs: Sequence[Any], topic: str, replaceable: Callable[[bytes], bool]) -> set[int]:
+    """Indexes of ``topic`` records whose key recurs later in ``msgs`` and whose value is
+    ``replaceable`` (decided on the raw bytes, before any Record is built)."""
+    last: dict[bytes, int] = {}
+    mine: list[int] = []
+    for i, m in enumerate(msgs):
+        if m.topic() == topic and m.error() is None:
+            key = m.key()
+            if key:
+                last[key] = i
+                mine.append(i)
+    if len(last) == len(mine):
+        return set()
+    out = set()
+    for i in mine:
+        m = msgs[i]
+        if last[m.key()] != i:
+            value = m.value()
+            if value and replaceable(value):
+                out.add(i)
+    return out
