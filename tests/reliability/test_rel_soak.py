@@ -11,6 +11,7 @@ dispatch instance grew less than 10 % after its warm-up.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import signal
@@ -38,8 +39,6 @@ WARMUP_S = 30.0
 CONSOLE_WARMUP_S = float(os.environ.get("PIPECONSOLE_SOAK_WARMUP_S", "180"))
 """The console model's baseline waits until its bounded tables are full (20,000 requests at
 200/s take 100 s)."""
-STREAMS = 50
-"""Stream ids per device: a device refuses new streams past 1,000 (429), so reuse a pool."""
 
 CONSOLE = textwrap.dedent(
     """
@@ -95,14 +94,14 @@ def test_soak(
                     dev = rng.choice(devs).encode()
                     raw.append((dev, rng.choice([b"\xff" * 11, b"\x0a\xff\xff\xff\x7f", b""])))
                 else:
-                    batch.append(
-                        request(
-                            rng.choice(devs),
-                            schedule=at(rng.choice([0, 0, 1])),
-                            deadline=at(120),
-                            uri=f"/streams/s-{rng.randrange(STREAMS)}/start",
-                        )
+                    req = request(
+                        rng.choice(devs), schedule=at(rng.choice([0, 0, 1])), deadline=at(120)
                     )
+                    # a repeatable command: starting a stream twice is a 409
+                    req.method, req.uri = "PUT", "/config/bitrate"
+                    req.entity = json.dumps({"kbps": rng.randrange(500, 8000)}).encode()
+                    req.entity_content_type = "application/json"
+                    batch.append(req)
             sender.requests(batch)
             sender.raw(raw)
             produced += len(batch) + len(raw)
@@ -132,6 +131,9 @@ def test_soak(
         growth.append(("actor", actor_base, rss_kb(actor.pid)))
         growth.append(("console", console_base, rss_kb(console.pid)))
         b = ledger.wait_balanced(300, expect_inputs=produced, allow_repeats=True)
+        assert b.finals["REJECTED"] >= hostile
+        # chaos (errors, latency) on one device at a time may fail a few; most must succeed
+        assert b.finals["OK"] >= 0.9 * (produced - hostile), b.explain()
         check_devices(ledger, fleet.devices)
         wait_for(
             lambda: not any(d.counters().faults_active for d in fleet.devices),
