@@ -125,7 +125,10 @@ def _num(obj: dict[str, Any], key: str) -> float:
         return 0.0
     if isinstance(v, bool) or not isinstance(v, int | float):
         raise BodyError(f"{key} is not a number")
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:  # an int of 309+ digits
+        raise BodyError(f"{key} is out of range") from None
     if not math.isfinite(f) or abs(f) > 1e15:
         raise BodyError(f"{key} is out of range")
     return f

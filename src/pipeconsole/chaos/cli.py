@@ -96,6 +96,7 @@ def run(
 
         refusal = check(profile, "chaos.run")
         if refusal is not None:
+            _audit_refusal(profile, str(file), refusal.message)
             fail(refusal.message, 2)
     report = _run(
         exp, profile, dry_run=dry_run, experiment_id=experiment_id, quiet=quiet, group=group
@@ -182,3 +183,19 @@ def _audit(profile: Profile, producer: Any, report: Report) -> None:
         )
     except Exception as exc:  # the audit never changes the verdict; say so
         click.echo(f"pipeconsole: warning: audit not written: {exc}", err=True)
+
+
+def _audit_refusal(profile: Any, target: str, reason: str) -> None:
+    """A refused run is audited like every other refused action: locally, then on the topic."""
+    from pipeconsole.actions.audit import Auditor
+    from pipeconsole.kafka.producer import ConfirmingProducer
+
+    producer = ConfirmingProducer(profile, delivery_timeout_s=5.0)
+    try:
+        note = Auditor(profile, producer, timeout_s=5.0).record(
+            "chaos.run", "REFUSED", targets=[target], reason=reason
+        )
+    finally:
+        producer.close(timeout=5.0)
+    if note.error:
+        click.echo(f"pipeconsole: warning: audit: {note.error}", err=True)

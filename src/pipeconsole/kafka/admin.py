@@ -33,6 +33,10 @@ def _admin(profile: Profile | str, extra: dict[str, Any] | None = None) -> Admin
     return AdminClient(client_settings(profile, extra))
 
 
+_FATAL = ("SSL handshake failed", "certificate verify failed", "Authentication failed", "SASL")
+"""Transport errors that retrying cannot mend."""
+
+
 def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
     """Return once the cluster answers a metadata request; raise AdminError after ``timeout``."""
     # The transport's own reason (TLS handshake, SASL, refused) reaches only the error
@@ -49,6 +53,9 @@ def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
         except KafkaException as exc:
             last = exc.args[0].str()
         admin.poll(0)
+        fatal = next((e for e in errors if any(m in e for m in _FATAL)), None)
+        if fatal is not None:  # waiting will not mend a bad certificate or password
+            raise AdminError(f"cluster {last}: {fatal[:400]}")
         time.sleep(0.05)
     admin.poll(0)
     why = next((e for e in reversed(errors) if "brokers are down" not in e), "")
