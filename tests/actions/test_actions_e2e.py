@@ -7,12 +7,10 @@ serve the whole module; each test uses its own request ids.
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -26,6 +24,7 @@ import pytest
 from pipeconsole.actions.layer import ActionLayer, ScheduleSpec, Sent
 from pipeconsole.actions.lifecycle import Follower
 from pipeconsole.actions.sign import Verifier, sign
+from pipeconsole.actors.background import BackgroundDispatch
 from pipeconsole.broker import EmbeddedBroker
 from pipeconsole.config import Profile, Topics
 from pipeconsole.kafka.producer import ConfirmingProducer
@@ -78,47 +77,20 @@ class Stack:
         )
 
 
-class _Dispatch:
-    """A DispatchService on its own loop thread, with the token verifier wired in."""
+def _Dispatch(profile: Profile, verifier: Any) -> BackgroundDispatch:
+    """In-process dispatch with the token verifier, checking health every 0.5 s."""
+    from pipeconsole.actors.settings import DispatchSettings
 
-    def __init__(self, profile: Profile, verifier: Verifier) -> None:
-        from pipeconsole.actors.service import DispatchService
-        from pipeconsole.actors.settings import DispatchSettings
-
-        s = DispatchSettings(
-            group=f"dispatch-{uuid.uuid4().hex[:8]}",
-            check_interval_s=0.5,
-            check_timeout_s=0.5,
-            status_interval_s=0.5,
-            session_timeout_ms=6000,
-            commit_interval_s=0.1,
-            revoke_grace_s=2.0,
-        )
-        self.service = DispatchService(profile, s, verifier=verifier)
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await self.service.run(self._stop)
-
-        self._loop.run_until_complete(main())
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while not self.service.ready.is_set():
-            assert time.monotonic() < end and self._thread.is_alive(), "dispatch not ready"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+    s = DispatchSettings(
+        group=f"dispatch-{uuid.uuid4().hex[:8]}",
+        check_interval_s=0.5,
+        check_timeout_s=0.5,
+        status_interval_s=0.5,
+        session_timeout_ms=6000,
+        commit_interval_s=0.1,
+        revoke_grace_s=2.0,
+    )
+    return BackgroundDispatch(profile, s, verifier=verifier)
 
 
 def _topics() -> Topics:

@@ -3,7 +3,6 @@ requests, collect DeviceResponse / StateEvent records and wait (bounded) for con
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Any, Generic, TypeVar
 
 from google.protobuf.message import Message
 
-from pipeconsole.actors.service import DispatchService
+from pipeconsole.actors.background import BackgroundDispatch
 from pipeconsole.actors.settings import DispatchSettings
 from pipeconsole.config import Profile
 from pipeconsole.kafka.producer import ConfirmingProducer, wait_all
@@ -213,53 +212,8 @@ class States(Collector[ds.StateEvent]):
         return out
 
 
-class ServiceThread:
-    """A DispatchService on its own loop thread (in-process dispatch)."""
-
-    def __init__(self, profile: Profile, s: DispatchSettings, **kw: Any) -> None:
-        self.service = DispatchService(profile, s, **kw)
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._started.wait(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            self._started.set()
-            await self.service.run(self._stop)
-
-        try:
-            self._loop.run_until_complete(main())
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-        finally:
-            self._loop.close()
-
-    def wait_ready(self, timeout: float = 20.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.service.ready.is_set():
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise AssertionError("dispatch did not get an assignment")
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 30.0) -> None:
-        """Stop and join; shutdown is bounded (~11 s at worst with the FAST settings)."""
-        if self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-        if self._thread.is_alive():
-            import faulthandler
-
-            faulthandler.dump_traceback(all_threads=True)
-            raise AssertionError("dispatch did not stop")
-        if self.error is not None:
-            raise self.error
+ServiceThread = BackgroundDispatch
+"""In-process dispatch (the shared one in pipeconsole.actors.background)."""
 
 
 def dispatch_process(

@@ -3,14 +3,11 @@ request builders, a producer of requests and cancels, profile files and naughty 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import replace
@@ -18,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pipeconsole.actors.service import DispatchService
+from pipeconsole.actors.background import BackgroundDispatch
 from pipeconsole.actors.settings import DispatchSettings
 from pipeconsole.config import Profile, Topics
 from pipeconsole.kafka.producer import ConfirmingProducer, wait_all
@@ -133,61 +130,8 @@ class Sender:
         self.producer.close()
 
 
-class ServiceThread:
-    """A DispatchService on its own event-loop thread."""
-
-    def __init__(self, profile: Profile, s: DispatchSettings, **kw: Any) -> None:
-        self.service = DispatchService(profile, s, **kw)
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._started = threading.Event()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        self._started.wait(10)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            self._started.set()
-            await self.service.run(self._stop)
-
-        try:
-            self._loop.run_until_complete(main())
-        except BaseException as exc:  # surfaced by stop()
-            self.error = exc
-        finally:
-            self._loop.close()
-
-    def call(self, fn: Any, timeout: float = 5.0) -> Any:
-        """Run ``fn()`` on the service's loop and return its result."""
-        done = threading.Event()
-        box: list[Any] = []
-
-        def run() -> None:
-            box.append(fn())
-            done.set()
-
-        self._loop.call_soon_threadsafe(run)
-        assert done.wait(timeout), "the service loop did not answer"
-        return box[0]
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.service.ready.is_set():
-            if time.monotonic() > deadline or not self._thread.is_alive():
-                raise AssertionError("dispatch did not get an assignment")
-            time.sleep(0.05)
-
-    def stop(self, timeout: float = 45.0) -> None:
-        if self._stop is not None and not self._loop.is_closed():
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
-        assert not self._thread.is_alive(), "dispatch did not stop"
-        if self.error is not None:
-            raise self.error
+ServiceThread = BackgroundDispatch
+"""In-process dispatch (the shared one in pipeconsole.actors.background)."""
 
 
 def write_config(profile: Profile, path: Path, **extra: Any) -> Path:

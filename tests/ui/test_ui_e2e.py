@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import threading
 import time
-import uuid
 from dataclasses import replace
 
 import pytest
 from textual.widgets import Static
+from uistack import Dispatch
 
 from pipeconsole.config import Profile
 
@@ -25,48 +24,6 @@ pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(bool(MISSING), reason=f"needs {', '.join(MISSING)} (not built yet)"),
 ]
-
-
-class _Dispatch:
-    """A DispatchService on its own loop thread, checking health every 0.5 s."""
-
-    def __init__(self, profile: Profile) -> None:
-        from pipeconsole.actors.service import DispatchService
-        from pipeconsole.actors.settings import DispatchSettings
-
-        settings = DispatchSettings(
-            group=f"dispatch-{uuid.uuid4().hex[:8]}",
-            check_interval_s=0.5,
-            check_timeout_s=0.5,
-            status_interval_s=0.5,
-            session_timeout_ms=6000,
-            commit_interval_s=0.1,
-        )
-        self.service = DispatchService(profile, settings)
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await self.service.run(self._stop)
-
-        self._loop.run_until_complete(main())
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while not self.service.ready.is_set():
-            assert time.monotonic() < end and self._thread.is_alive(), "dispatch not ready"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
 
 
 async def _drive(profile: Profile, crashed: str) -> tuple[int, str, str]:
@@ -113,7 +70,7 @@ def test_crashed_transcoder_is_ranked_first_and_one_enter_opens_its_check(
 
     profile = replace(profile, check_interval_s=0.5, refresh_hz=4.0)
     fleet = Fleet.start(devices=8, seed=1, profile=profile)
-    dispatch = _Dispatch(profile)
+    dispatch = Dispatch(profile)
     try:
         dispatch.wait_ready()
         crashed = next(d.device_id for d in fleet.devices if d.device_id.startswith("transcode"))

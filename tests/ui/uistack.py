@@ -8,7 +8,6 @@ test asks for it; each test gets its own local outbox and audit log (``layer_fac
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -21,49 +20,26 @@ from textual.pilot import Pilot
 from pipeconsole.actions.audit import LocalAuditLog
 from pipeconsole.actions.layer import ActionLayer
 from pipeconsole.actions.outbox import Outbox
+from pipeconsole.actors.background import BackgroundDispatch
+from pipeconsole.actors.settings import DispatchSettings
 from pipeconsole.config import Profile
 
 
-class Dispatch:
-    """A DispatchService on its own loop thread, checking health every 0.5 s."""
+def Dispatch(profile: Profile) -> BackgroundDispatch:
+    """In-process dispatch checking health every 0.5 s, on its own consumer group."""
+    return BackgroundDispatch(profile, FAST_DISPATCH(group=f"dispatch-{uuid.uuid4().hex[:8]}"))
 
-    def __init__(self, profile: Profile) -> None:
-        from pipeconsole.actors.service import DispatchService
-        from pipeconsole.actors.settings import DispatchSettings
 
-        settings = DispatchSettings(
-            group=f"dispatch-{uuid.uuid4().hex[:8]}",
-            check_interval_s=0.5,
-            check_timeout_s=0.5,
-            status_interval_s=0.5,
-            session_timeout_ms=6000,
-            commit_interval_s=0.1,
-        )
-        self.service = DispatchService(profile, settings)
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-
-        async def main() -> None:
-            self._stop = asyncio.Event()
-            await self.service.run(self._stop)
-
-        self._loop.run_until_complete(main())
-
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        end = time.monotonic() + timeout
-        while not self.service.ready.is_set():
-            assert time.monotonic() < end and self._thread.is_alive(), "dispatch not ready"
-            time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(30)
+def FAST_DISPATCH(**kw: Any) -> DispatchSettings:
+    """Dispatch settings for tests: quick checks, quick status, a 6 s session (~3 s join)."""
+    base = {
+        "check_interval_s": 0.5,
+        "check_timeout_s": 0.5,
+        "status_interval_s": 0.5,
+        "session_timeout_ms": 6000,
+        "commit_interval_s": 0.1,
+    }
+    return DispatchSettings(**{**base, **kw})
 
 
 @dataclass
