@@ -1,7 +1,8 @@
 """Events out: DeviceResponse, StateEvent and DLQ records, from the event loop to Kafka.
 
-:class:`EventProducer` is the service's one idempotent (acks=all) producer: every record gets a
-delivery callback, served by a small poll thread. :class:`Publisher` is its asyncio face:
+:class:`~pipeconsole.kafka.events.EventProducer` is the service's one idempotent (acks=all)
+producer: every record gets a delivery callback, served by a small poll thread.
+:class:`Publisher` is its asyncio face:
 
 - :meth:`Publisher.send` awaits the broker's acknowledgement; :meth:`Publisher.try_send` says
   why not; :meth:`Publisher.send_until_acked` keeps trying (a final outcome or a dead letter
@@ -27,89 +28,15 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException, Producer
-
-from pipeconsole.config import Profile
-from pipeconsole.kafka.client import client_settings
+from pipeconsole.kafka.events import EventProducer, KafkaErr, delivery_error
 from pipeconsole.kafka.producer import DeliveryError
 
 __all__ = ["EventProducer", "Publisher"]
 
 log = logging.getLogger(__name__)
 
-OnDelivery = Callable[[KafkaError | None, Any], None]
 
-
-class EventProducer:
-    """An idempotent, acks=all producer whose records each end in a callback (on the poll
-    thread), never in silence. Thread-safe."""
-
-    def __init__(self, profile: Profile, *, delivery_timeout_s: float = 30.0) -> None:
-        settings = client_settings(
-            profile,
-            {
-                "enable.idempotence": True,
-                "acks": "all",
-                # Not 2 ms: with records spread over time, a short linger wakes librdkafka's
-                # broker thread on nearly every produce() (35 us under the GIL each, measured;
-                # 10 us at 10 ms linger). Outcomes are acknowledged ~10 ms later; nothing waits
-                # on them but the commit.
-                "linger.ms": 10,
-                "message.timeout.ms": int(delivery_timeout_s * 1000),
-                "client.id": "pipeconsole-dispatch",
-            },
-        )
-        self._producer = Producer(settings)
-        self._closed = threading.Event()
-        self._poller = threading.Thread(target=self._poll_loop, name="events-poll", daemon=True)
-        self._poller.start()
-
-    def _poll_loop(self) -> None:
-        while not self._closed.is_set():
-            self._producer.poll(0.05)
-
-    def produce(
-        self,
-        topic: str,
-        value: bytes,
-        key: str | bytes | None,
-        headers: Sequence[tuple[str, bytes]],
-        on_delivery: OnDelivery,
-    ) -> KafkaError | None:
-        """Queue a record; ``on_delivery(err, msg)`` follows. Returns the error at once when
-        librdkafka refuses the record outright (then no callback follows)."""
-        while True:
-            try:
-                if headers:
-                    self._producer.produce(
-                        topic, value, key, on_delivery=on_delivery, headers=list(headers)
-                    )
-                else:
-                    self._producer.produce(topic, value, key, on_delivery=on_delivery)
-                return None
-            except BufferError:  # the local queue is full: wait for deliveries, drop nothing
-                self._producer.poll(0.05)
-            except KafkaException as exc:
-                err: KafkaError = exc.args[0]
-                return err
-
-    def close(self, timeout: float = 10.0) -> int:
-        """Flush for at most ``timeout`` s; returns how many records are still unconfirmed."""
-        left = int(self._producer.flush(timeout))
-        self._closed.set()
-        self._poller.join(timeout=1.0)
-        return left
-
-
-def _error(err: KafkaError) -> DeliveryError:
-    return DeliveryError(
-        f"{err.name()}: {err.str()}",
-        retriable=bool(err.retriable()),
-        possibly_persisted=err.code() == KafkaError._MSG_TIMED_OUT,
-    )
-
-
-_Ack = tuple["asyncio.Future[DeliveryError | None] | None", str, KafkaError | None]
+_Ack = tuple["asyncio.Future[DeliveryError | None] | None", str, KafkaErr | None]
 
 
 class Publisher:
@@ -147,7 +74,7 @@ class Publisher:
         loop = self._bind()
         waiter: asyncio.Future[DeliveryError | None] = loop.create_future()
 
-        def delivered(err: KafkaError | None, _msg: Any) -> None:
+        def delivered(err: KafkaErr | None, _msg: Any) -> None:
             self._post((waiter, topic, err))
 
         refused = self._producer.produce(topic, value, key, headers, delivered)
@@ -179,7 +106,7 @@ class Publisher:
         """Send without waiting; a refusal is counted and logged (on the loop)."""
         self._bind()
 
-        def delivered(err: KafkaError | None, _msg: Any) -> None:
+        def delivered(err: KafkaErr | None, _msg: Any) -> None:
             if err is not None:  # delivered records cost the loop nothing
                 self._post((None, topic, err))
 
@@ -212,7 +139,7 @@ class Publisher:
         acks = self._acks
         while acks:
             waiter, topic, kerr = acks.popleft()
-            err = None if kerr is None else _error(kerr)
+            err = None if kerr is None else delivery_error(kerr)
             if err is not None:
                 self.failed += 1
                 log.warning("produce to %s failed: %s", topic, err.reason)

@@ -49,12 +49,13 @@ from pipeconsole.actors.health import HealthChecker
 from pipeconsole.actors.http import ConnectorFactory, new_session, tcp_connector
 from pipeconsole.actors.offsets import PartitionOffsets
 from pipeconsole.actors.partitioner import partitioner_for
-from pipeconsole.actors.publish import EventProducer, Publisher
+from pipeconsole.actors.publish import Publisher
 from pipeconsole.actors.requests import RequestLifecycle, Verifier
 from pipeconsole.actors.retry import RetryBudget
 from pipeconsole.actors.scheduler import Entry, Scheduler
 from pipeconsole.actors.settings import DispatchSettings
 from pipeconsole.config import Profile
+from pipeconsole.kafka.events import EventProducer
 from pipeconsole.kafka.group import TP, GroupConsumer
 from pipeconsole.kafka.reader import AssignReader, ReaderError
 from pipeconsole.kafka.records import Record
