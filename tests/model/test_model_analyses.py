@@ -305,3 +305,34 @@ def test_rounds_of_the_whole_pipeline_keep_everyone_healthy() -> None:
     assert snap.fleet.healthy == 24 and snap.fleet.unhealthy_fraction == 0.0
     assert not any(e.ghost for e in snap.graph.edges)
     assert len(snap.graph.islands) == 1
+
+
+def test_a_failing_encoder_outranks_a_bigger_upstream_whose_telemetry_went_silent() -> None:
+    # The demo's encoder-crash race: an ingest whose telemetry is late is UNKNOWN with a bigger
+    # blast radius; the transcoder that *reports* failing is still the likelier root cause.
+    clock = FakeClock()
+    model = _model(clock)
+    model.apply([state("ingest-01", clock.now_ms, downstream=["transcode-03", "transcode-04"])])
+    clock.advance(20)  # > 3 check intervals: ingest-01 is stale, so UNKNOWN
+    t = clock.now_ms
+    model.apply(
+        [
+            state(
+                "transcode-03",
+                t,
+                health="FAILING",
+                upstream=["ingest-01"],
+                downstream=["package-03"],
+                checks=(("health", "FAILING", "unreachable"),),
+            ),
+            state("transcode-04", t, upstream=["ingest-01"], downstream=["package-04"]),
+            state("package-03", t, upstream=["transcode-03"]),
+            state("package-04", t, upstream=["transcode-04"]),
+        ]
+    )
+    snap = model.snapshot(analyse=True)
+    ingest = snap.device("ingest-01")
+    assert ingest is not None and ingest.health == Health.UNKNOWN
+    ranked = [i.device_id for i in snap.incidents]
+    assert ranked[0] == "transcode-03"
+    assert "ingest-01" in ranked  # still listed: silence is not health

@@ -131,6 +131,8 @@ class DispatchService:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._group: GroupConsumer | None = None
         self._registry_stop = threading.Event()
+        self._registry_reader: AssignReader | None = None
+        """Reads the registry from the beginning, then keeps following it."""
         self.ready = asyncio.Event()
         """Set once the group has assigned partitions at least once."""
 
@@ -239,20 +241,30 @@ class DispatchService:
     # -- registry -------------------------------------------------------------------------------
 
     def _read_registry_initial(self) -> None:
+        # The same reader then follows (_follow_registry): a second reader started "at the end"
+        # would miss what was registered between the two (the demo's first devices did).
         try:
-            with AssignReader(self.profile, [self.topics.registry], "beginning") as reader:
-                records = reader.read_to_end(timeout=15.0)
+            reader = AssignReader(self.profile, [self.topics.registry], "beginning")
         except ReaderError as exc:
             log.warning("cannot read the registry: %s", exc)
             return
+        try:
+            records = reader.read_to_end(timeout=15.0)
+        except ReaderError as exc:
+            log.warning("cannot read the registry to its end: %s", exc)
+            reader.close()
+            return
+        self._registry_reader = reader
         self._apply_registry(records)
 
     def _follow_registry(self) -> None:
-        try:
-            reader = AssignReader(self.profile, [self.topics.registry], "end")
-        except ReaderError as exc:
-            log.warning("cannot follow the registry: %s", exc)
-            return
+        reader = self._registry_reader
+        if reader is None:  # the first read failed: follow from the beginning, miss nothing
+            try:
+                reader = AssignReader(self.profile, [self.topics.registry], "beginning")
+            except ReaderError as exc:
+                log.warning("cannot follow the registry: %s", exc)
+                return
         loop = self._loop
         assert loop is not None
         with reader:

@@ -12,8 +12,9 @@ Analyses (recomputed at a bounded rate by the model, never per message):
 - **islands**: weakly connected components, largest first.
 - **cycles**: simple cycles, at most ``MAX_CYCLES`` (a healthy pipeline has none).
 - **root causes**: unhealthy devices none of whose direct upstream devices is at least as
-  unhealthy (FAILING and UNKNOWN count as severe, DEGRADED as mild: a device degraded by
-  back-pressure from a failed one downstream does not hide it). Ranked by severity, then by
+  unhealthy (FAILING above UNKNOWN above DEGRADED: a device degraded by back-pressure from a
+  failed one downstream does not hide it, nor does an upstream device whose telemetry is
+  late hide one that reports failing). Ranked by severity, then by
   blast-radius weight: the device and its descendants, each counting 1 + its normal traffic
   (peak input rate in the history window) + its in-flight requests.
 - **bottlenecks**: a device is congested when its input grows (rate in > rate out and the queue
@@ -57,12 +58,19 @@ _UPSTREAM, _DOWNSTREAM = 1, 2
 
 
 def severity(health: Health) -> int:
-    """0 healthy, 1 degraded, 2 failing or unknown (no telemetry is not health)."""
+    """0 healthy, 1 degraded, 2 unknown, 3 failing.
+
+    No telemetry is not health, so UNKNOWN is severe; but a device that *reports* failing is
+    evidence, where silence is only its absence: between the two, the failing one is the
+    likelier root cause (a crashed encoder outranks a bigger device whose telemetry is late).
+    """
     if health == Health.HEALTHY:
         return 0
     if health == Health.DEGRADED:
         return 1
-    return 2
+    if health == Health.UNKNOWN:
+        return 2
+    return 3
 
 
 @dataclass(frozen=True, slots=True)
