@@ -45,6 +45,7 @@ from pipeconsole.actions.replay import (
 )
 from pipeconsole.actions.sign import new_nonce, sign
 from pipeconsole.config import Profile
+from pipeconsole.kafka.producer import Sends
 from pipeconsole.query import QueryError
 from pipeconsole.wire import timefmt
 from pipeconsole.wire.codec import DecodeFailure, decode
@@ -78,17 +79,8 @@ _REL = re.compile(r"\+?\s*([0-9]+(?:\.[0-9]+)?)\s*(ms|s|m|h)")
 _UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
 
-class Sender(Protocol):
-    """What the layer needs of a producer (``ConfirmingProducer`` fits)."""
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | str | None = None,
-        headers: Any = None,
-        partition: int | None = None,
-    ) -> Future[Any]: ...
+class Sender(Sends, Protocol):
+    """What the layer needs of a producer (``ConfirmingProducer`` fits): send, wait, close."""
 
     def send_sync(
         self,

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from pipeconsole.chaos.probes import Ledger
 from pipeconsole.chaos.protocol import EvilSerializer, ProtocolChaos, codec_decodes
+from pipeconsole.kafka.producer import Sends
 from pipeconsole.wire.gen.device_request_pb2 import DeviceRequest
 
 __all__ = [
@@ -41,17 +42,8 @@ class _Delivered(Protocol):
     offset: int
 
 
-class Sink(Protocol):
-    """What the sender needs from a producer (``kafka.producer.ConfirmingProducer``)."""
-
-    def send(
-        self,
-        topic: str,
-        value: bytes | None,
-        key: bytes | str | None = None,
-        headers: Any = None,
-        partition: int | None = None,
-    ) -> Future[Any]: ...
+Sink = Sends
+"""What the traffic sender needs from a producer (``kafka.producer.ConfirmingProducer``)."""
 
 
 def rfc3339(dt: datetime) -> str:

@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
@@ -27,6 +27,20 @@ class Delivery:
     topic: str
     partition: int
     offset: int
+
+
+class Sends(Protocol):
+    """What a part needs of a producer to send records and wait for their acks
+    (:class:`ConfirmingProducer` fits; tests may pass their own)."""
+
+    def send(
+        self,
+        topic: str,
+        value: bytes | None,
+        key: bytes | str | None = None,
+        headers: Any = None,
+        partition: int | None = None,
+    ) -> Future[Any]: ...
 
 
 class DeliveryError(Exception):
