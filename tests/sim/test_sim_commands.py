@@ -113,6 +113,8 @@ def _listening(http: httpx.Client, base: str) -> bool:
         http.get(f"{base}/_sim/counters", timeout=1.0)
     except httpx.ConnectError:
         return False
+    except httpx.TransportError:
+        return True  # a kept-alive connection reset by the crash: ask again
     return True
 
 

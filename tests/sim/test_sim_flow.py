@@ -24,7 +24,7 @@ def test_dependents_degrade_while_upstream_is_crashed_and_recover_after(
     ingest = fleet.device("ingest-01")
     fleet.device("ingest-01").inject("crash", duration_s=5.0)
     try:
-        http.get(f"{ingest.base_url}/health")
+        httpx.get(f"{ingest.base_url}/health")  # a new connection, not a pooled one
         raise AssertionError("a crashed device must refuse connections")
     except httpx.ConnectError:
         pass
