@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from pipeconsole.config import Profile
 from pipeconsole.model.snapshot import Snapshot
@@ -55,11 +55,13 @@ class IngestSource:
 
     def __init__(self, profile: Profile) -> None:
         self.profile = profile
+        self.ingest: Any = None
+        """The running :class:`~pipeconsole.ingest.Ingest` (its ``errors`` count), once started."""
 
     def run(self, emit: Emit, stop: threading.Event) -> None:
         from pipeconsole.ingest import Ingest  # lazily: tests and screenshots need no Kafka
 
-        ingest = Ingest(self.profile, on_snapshot=emit)
+        ingest = self.ingest = Ingest(self.profile, on_snapshot=emit)
         ingest.start()
         try:
             stop.wait()
