@@ -144,7 +144,7 @@ class IngestOptions:
     lag_group: str = DEFAULT_LAG_GROUP
     lag_interval_s: float = 5.0
     """How often lag and reachability are polled."""
-    batch: int = 50000
+    batch: int = 100_000
     """Records per poll."""
     retry_max_s: float = 5.0
     """Longest wait between reconnection attempts."""
@@ -262,6 +262,7 @@ class Ingest:
         self._drain_inbox()
         reader = self._reader
         before = getattr(reader, "superseded", None)
+        skipped = 0
         if before is None:  # an injected reader without the supersede option
             records = reader.poll_batch(self.options.batch, timeout)
         else:
@@ -269,14 +270,16 @@ class Ingest:
             records = reader.poll_batch(
                 self.options.batch, timeout, supersede=(state, is_heartbeat)
             )
-            if reader.superseded != before:
-                self.model.sampled(state, reader.superseded - before)
+            skipped = reader.superseded - before
+            if skipped:
+                self.model.sampled(state, skipped)
         if records:
             self.fold(records)
         elif not self.caught_up.is_set():
             self.caught_up.set()
-        # A full batch means a backlog: snapshot at 1 Hz until caught up, so reading wins.
-        self._post(slow=len(records) >= self.options.batch)
+        # A full batch (superseded heartbeats included) means a backlog: snapshot at most at
+        # 1 Hz until caught up, so reading wins.
+        self._post(slow=len(records) + skipped >= self.options.batch)
         return len(records)
 
     def fold(self, records: list[Record]) -> None:
@@ -298,12 +301,16 @@ class Ingest:
             max(1.0, 1.0 / self.options.snapshot_hz) if slow else 1.0 / self.options.snapshot_hz
         )
         # Building a snapshot of a big fleet takes a while; never let it take more than about
-        # a tenth of the reader's time, so reading keeps up whatever the fleet size.
-        period = max(period, 9.0 * self._snapshot_cost)
+        # a tenth of the reader's time (a twentieth while reading a backlog), so reading keeps
+        # up whatever the fleet size.
+        period = max(period, (19.0 if slow else 9.0) * self._snapshot_cost)
         if not force and now - self._last_post < period:
             return
         self._last_post = now
-        snap = self.model.snapshot()
+        # While a backlog is read the graph analyses wait (root causes of a half-read backlog
+        # would mislead, and they cost most of a snapshot at 10k devices): the snapshot keeps
+        # the last ones, or says they are pending (``graph.computed_ms == 0``).
+        snap = self.model.snapshot(analyse=False if slow else None)
         self._snapshot_cost = time.monotonic() - now
         self.latest = snap
         if self.on_snapshot is not None:

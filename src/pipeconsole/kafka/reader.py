@@ -27,6 +27,10 @@ Supersede = tuple[str, Callable[[bytes], bool]]
 """(topic, replaceable): see :meth:`AssignReader.poll_batch`."""
 
 
+_CHUNK = 10_000
+"""Messages per ``consume()`` call of :meth:`AssignReader.poll_batch`."""
+
+
 class ReaderError(Exception):
     """The reader cannot go on (topic missing, broker unreachable); the message says why."""
 
@@ -135,7 +139,7 @@ class AssignReader:
         heartbeat superseded by a newer one); skipped records are counted in
         :attr:`superseded`, never silently lost.
         """
-        msgs = self._consumer.consume(num_messages=max_records, timeout=timeout)
+        msgs = self._take(max_records, timeout)
         skip = _superseded(msgs, *supersede) if supersede is not None and len(msgs) > 1 else ()
         if skip:
             self.superseded += len(skip)
@@ -145,7 +149,7 @@ class AssignReader:
         # The hot loop of every reader: positional construction, no per-record helper calls
         # unless a record has headers. Without deserializers, keys and values are bytes.
         for i, m in enumerate(msgs):
-            if m.error() is not None or (skip and i in skip):
+            if (skip and i in skip) or m.error() is not None:
                 continue
             ts_type, ts = m.timestamp()
             if not_before:
@@ -158,9 +162,9 @@ class AssignReader:
             h = m.headers()
             append(
                 Record(
-                    m.topic(),  # type: ignore[arg-type]
-                    m.partition(),  # type: ignore[arg-type]
-                    m.offset(),  # type: ignore[arg-type]
+                    m.topic(),
+                    m.partition(),
+                    m.offset(),
                     ts if ts_type else -1,
                     m.key(),
                     m.value(),
@@ -168,6 +172,22 @@ class AssignReader:
                 )
             )
         return out
+
+    def _take(self, max_records: int, timeout: float) -> list[Any]:
+        """Up to ``max_records`` messages: one call that may wait ``timeout``, then only what
+        librdkafka has already fetched. A single ``consume(50_000)`` waits for fetches to fill
+        it and read 3-4x slower than 10k calls; chunks that take what is there don't wait."""
+        consume = self._consumer.consume
+        first = min(max_records, _CHUNK)
+        msgs = consume(num_messages=first, timeout=timeout)
+        last = len(msgs)
+        while last == _CHUNK and len(msgs) < max_records:
+            more = consume(num_messages=min(_CHUNK, max_records - len(msgs)), timeout=0)
+            last = len(more)
+            if not more:
+                break
+            msgs.extend(more)
+        return msgs
 
     def batches(self, idle_timeout: float | None = None) -> Iterator[list[Record]]:
         """Yield non-empty batches; stop after ``idle_timeout`` seconds without records."""
@@ -252,22 +272,22 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 def _superseded(msgs: Sequence[Any], topic: str, replaceable: Callable[[bytes], bool]) -> set[int]:
     """Indexes of ``topic`` records whose key recurs later in ``msgs`` and whose value is
-    ``replaceable`` (decided on the raw bytes, before any Record is built)."""
-    last: dict[bytes, int] = {}
-    mine: list[int] = []
-    for i, m in enumerate(msgs):
-        if m.topic() == topic and m.error() is None:
-            key = m.key()
-            if key:
-                last[key] = i
-                mine.append(i)
-    if len(last) == len(mine):
-        return set()
-    out = set()
-    for i in mine:
+    ``replaceable`` (decided on the raw bytes, before any Record is built). One pass, from the
+    newest record back: the first record of a key met is its latest."""
+    seen: set[bytes] = set()
+    out: set[int] = set()
+    # The key first: an error event has none, and most records of a backlog are skipped
+    # after three calls (key, topic, value).
+    for i in range(len(msgs) - 1, -1, -1):
         m = msgs[i]
-        if last[m.key()] != i:
-            value = m.value()
-            if value and replaceable(value):
-                out.add(i)
+        key = m.key()
+        if not key:
+            continue
+        if key in seen:
+            if m.topic() == topic:
+                value = m.value()
+                if value and replaceable(value):
+                    out.add(i)
+        elif m.topic() == topic and m.error() is None:
+            seen.add(key)
     return out

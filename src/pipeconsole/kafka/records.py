@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["Record"]
 
 
-@dataclass(frozen=True, slots=True)
-class Record:
+class Record(NamedTuple):
+    """One consumed record. A named tuple: readers build one per record on their hot path, and
+    a tuple is built about twice as fast as a frozen dataclass."""
+
     topic: str
     partition: int
     offset: int

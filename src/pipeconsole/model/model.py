@@ -34,6 +34,7 @@ from pipeconsole.model.snapshot import (
     ChaosView,
     Connection,
     FleetSummary,
+    GraphView,
     Health,
     PartitionView,
     RequestState,
@@ -54,6 +55,8 @@ from pipeconsole.wire.gen import (
 
 __all__ = ["DlqRecord", "LagSample", "Limits", "Model", "Undecodable"]
 
+_PENDING = Analysis(GraphView(), (), ())
+"""The analyses of a model not analysed yet (``GraphView.computed_ms == 0``)."""
 _CHAOS_PHASES = ("UNSPECIFIED", "STARTED", "STEP", "PROBE", "ABORTED", "ROLLED_BACK", "VERDICT")
 _AUDIT_OUTCOMES = ("UNSPECIFIED", "ACCEPTED", "REFUSED", "FAILED")
 _BAD_FINALS = {
@@ -435,7 +438,8 @@ class Model:
 
     def snapshot(self, *, analyse: bool | None = None) -> Snapshot:
         """An immutable picture of now. ``analyse=None``: recompute the graph analyses when
-        something changed and ``analysis_interval_s`` has passed since the last time."""
+        something changed and ``analysis_interval_s`` has passed since the last time;
+        ``analyse=False`` keeps the last analyses (or none yet: pending)."""
         now = self._now()
         if analyse is None:
             # Adaptive bound: at most every interval, and never more than ~20 % of the time.
@@ -446,8 +450,9 @@ class Model:
             )
         if analyse:
             self.analyse(now)
-        analysis = self._analysis
-        assert analysis is not None
+        # Not analysed yet and told not to (a backlog is being read): no graph, no incidents,
+        # and ``graph.computed_ms == 0`` says the analyses are pending, not that all is well.
+        analysis = self._analysis or _PENDING
         self._seq += 1
         fleet = self.fleet
         if self._order_version != fleet.structure_version:

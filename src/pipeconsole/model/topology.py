@@ -147,8 +147,11 @@ class Topology:
         g.add_nodes_from(self.fleet.devices)
         g.add_edges_from(edges)
         self.graph = g
-        cond: Any = nx.condensation(g)
-        mapping = cond.graph["mapping"]
+        acyclic = nx.is_directed_acyclic_graph(g)
+        # A healthy pipeline is a DAG: it is its own condensation (every node a component of
+        # one), which saves the strongly-connected-components pass (a third of a rebuild).
+        cond: Any = g if acyclic else nx.condensation(g)
+        mapping = {d: d for d in g} if acyclic else cond.graph["mapping"]
         gen_of: dict[int, int] = {}
         for i, generation in enumerate(nx.topological_generations(cond)):
             for c in generation:
@@ -175,7 +178,7 @@ class Topology:
         )
         self._islands = tuple(islands)
         self._island_of = {d: i for i, c in enumerate(islands) for d in c}
-        if nx.is_directed_acyclic_graph(g):
+        if acyclic:
             self._cycles = ()
         else:
             self._cycles = tuple(
@@ -185,7 +188,7 @@ class Topology:
         # Descendant counts for every node at once: bitsets (Python ints) OR-ed up the
         # condensation in reverse topological order. Lets the root-cause ranking preselect by
         # blast size without one BFS per candidate (a 10k fleet gone silent has ~2k candidates).
-        members = cond.graph["mapping"]
+        members = mapping
         index = {d: i for i, d in enumerate(g)}
         member_bits: dict[int, int] = {}
         for d, c in members.items():

@@ -81,7 +81,9 @@ class OverviewScreen(ConsoleScreen):
                 d.device_id for d in snapshot.devices if self.filter.matches(device_record(d))
             )
         self.graph.set_graph(snapshot.graph, devices, visible)
-        self.incidents.show(snapshot.incidents)
+        # No analysis yet while a backlog is read: say so instead of "no incidents".
+        pending = snapshot.graph.computed_ms == 0 and snapshot.fleet.total > 0
+        self.incidents.show(snapshot.incidents, pending=pending)
         self.query_one("#bottlenecks", Panel).show_text(bottlenecks_text(snapshot))
         self.query_one(Timeline).set_items(snapshot.timeline)
 

@@ -42,11 +42,14 @@ class IncidentList(OptionList):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.incidents: tuple[Incident, ...] = ()
+        self.pending = False
+        """The last :meth:`show` had no analysis yet (a backlog was being read)."""
         self.pinned = False
         """True once the operator moved the highlight: it then stays on that device; until
         then it follows the top-ranked incident (so ``enter`` opens the root cause)."""
 
-    def show(self, incidents: tuple[Incident, ...]) -> None:
+    def show(self, incidents: tuple[Incident, ...], *, pending: bool = False) -> None:
+        """``pending``: the graph has not been analysed yet (a backlog is being read)."""
         key = tuple(
             (i.device_id, i.rank, i.health, i.blast_size, i.failing_checks) for i in incidents
         )
@@ -55,19 +58,17 @@ class IncidentList(OptionList):
         )
         current = self.highlighted_device
         self.incidents = incidents
-        if key == old and self.option_count:
+        was_pending, self.pending = self.pending, pending
+        if key == old and pending == was_pending and self.option_count:
             return
         self.clear_options()
         if not incidents:
-            self.add_option(
-                Option(
-                    Text(
-                        "✔ no incidents: no unhealthy device with a healthy upstream",
-                        style="dim",
-                    ),
-                    disabled=True,
-                )
+            why = (
+                "… reading the backlog: root causes follow once caught up"
+                if pending
+                else "✔ no incidents: no unhealthy device with a healthy upstream"
             )
+            self.add_option(Option(Text(why, style="dim"), disabled=True))
             return
         self.add_options(
             Option(incident_text(i), id=f"incident:{n}") for n, i in enumerate(incidents)
