@@ -144,6 +144,9 @@ class IngestOptions:
     lag_group: str = DEFAULT_LAG_GROUP
     lag_interval_s: float = 5.0
     """How often lag and reachability are polled."""
+    probe_timeout_s: float = 5.0
+    """How long one lag/reachability poll may take before the broker counts as unreachable
+    (a frozen broker shows as an outage within about this long)."""
     batch: int = 100_000
     """Records per poll."""
     retry_max_s: float = 5.0
@@ -161,7 +164,7 @@ class Ingest:
         options: IngestOptions | None = None,
         model: Model | None = None,
         reader_factory: Callable[..., Any] | None = None,
-        lag_fn: Callable[[Profile, str, list[str]], list[Any]] | None = None,
+        lag_fn: Callable[[Profile, str, list[str], float], list[Any]] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.profile = profile
@@ -360,7 +363,9 @@ class Ingest:
         """Poll lag and reachability once; results go to the reader thread's inbox."""
         topic = self.profile.topics.request
         try:
-            rows = self._lag_fn(self.profile, self.options.lag_group, [topic])
+            rows = self._lag_fn(
+                self.profile, self.options.lag_group, [topic], self.options.probe_timeout_s
+            )
         except Exception as exc:
             self._inbox.put(("down", f"lag poll failed: {exc}"))
             return
