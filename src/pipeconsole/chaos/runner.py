@@ -361,6 +361,7 @@ class Runner:
         }
         if isinstance(action, FaultAction):
             step["fault"] = action.fault
+            failed: list[str] = []
             for t in targets:
                 rec = FaultRecord(action.name, t.device_id, action.fault)
                 got = self._faults.inject(t, action.fault, action.duration_s, action.params)
@@ -371,7 +372,14 @@ class Runner:
                     self._live.leases.append((got, rec))
                 else:
                     rec.error = got.reason
+                    failed.append(f"{t.device_id}: {got.reason}")
                 self.report.faults.append(rec)
+            if failed:
+                # A step that could not be applied (the device refused the fault, or could not
+                # be reached) makes the method something other than the file's: abort, so the
+                # faults already started are rolled back now, not at the end of the method,
+                # and the verdict says which step failed and why.
+                self.abort(f"step {action.name!r} failed: {'; '.join(failed)}", by="step")
         else:
             step["count"] = action.count
             step["rates"] = dict(action.rates)
