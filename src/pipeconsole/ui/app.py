@@ -35,6 +35,7 @@ from textual.worker import Worker, WorkerState, get_current_worker
 
 from pipeconsole.config import Profile
 from pipeconsole.model.snapshot import Snapshot
+from pipeconsole.text import sanitize
 from pipeconsole.ui.actions import ActionController
 from pipeconsole.ui.chaos import ChaosController
 from pipeconsole.ui.keymap import bind, keymap_for
@@ -60,7 +61,7 @@ from pipeconsole.ui.screens.help import HelpScreen, help_text, rows_from_binding
 from pipeconsole.ui.screens.log import LogLine, LogScreen
 from pipeconsole.ui.screens.overview import OverviewScreen
 from pipeconsole.ui.screens.requests import RequestsScreen
-from pipeconsole.ui.source import SnapshotSource
+from pipeconsole.ui.source import IngestSource, SnapshotSource
 
 __all__ = ["LOG_LINES", "PipeConsoleApp"]
 
@@ -149,8 +150,47 @@ class PipeConsoleApp(App[None]):
         self.switch_mode("overview")
         if self.source is not None:
             self.run_source(self.source)
+        if isinstance(self.source, IngestSource):
+            self.run_worker(
+                self._reconcile_outbox,
+                thread=True,
+                exit_on_error=False,
+                group="outbox",
+                name="outbox-reconcile",
+                description="Settling actions an earlier console left in flight",
+            )
         if self._supervisor is not None:
             self.set_interval(1.0, self._check_supervisor, name="supervisor")
+
+    def _reconcile_outbox(self) -> None:
+        """An earlier console died with actions in flight: say what became of each."""
+        try:
+            settled = self.operator.reconcile_earlier()
+        except Exception as exc:  # the console works without it; the next start tries again
+            self.call_from_thread(
+                self.log_line, "WARNING", "outbox", f"not reconciled: {sanitize(str(exc))}"
+            )
+            return
+        for r in settled:
+            e = r.entry
+            what = "was delivered" if r.state == "present" else "never reached the broker"
+            self.call_from_thread(
+                self.log_line,
+                "WARNING" if r.state == "present" else "ERROR",
+                "outbox",
+                f"{e.kind} {e.request_id} to {e.device_id} from an earlier console {what}",
+            )
+        if settled:
+            lost = sum(r.state != "present" for r in settled)
+            self.call_from_thread(
+                self.notify,
+                f"{len(settled)} action(s) an earlier console left in flight: "
+                f"{len(settled) - lost} delivered, {lost} never sent (see the log).",
+                title="Outbox reconciled",
+                severity="warning" if lost else "information",
+                markup=False,
+                timeout=20,
+            )
 
     def supervise(self, problems: Callable[[], list[str]], status_line: str) -> None:
         """Watch the parts this console started (the demo's): ``problems()`` lists dead ones.

@@ -4,7 +4,8 @@ threads only, one action at a time.
 The layer blocks (broker acks, window reads), so the UI never calls it on its own thread except
 for :meth:`Operator.prepare`, which only builds and validates (no I/O). The layer is built on
 first use by an injectable factory (tests pass one with a temporary outbox and audit log);
-:meth:`close` flushes its producer when the app unmounts.
+:meth:`close` flushes its producer when the app unmounts. A console connected to Kafka settles,
+at start, what an earlier one left in the outbox (:meth:`reconcile_earlier`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TypeVar
 
 from pipeconsole.actions import access
 from pipeconsole.actions.layer import ActionLayer, ScheduleSpec, Sender
+from pipeconsole.actions.outbox import Reconciled
 from pipeconsole.config import Profile
 from pipeconsole.wire.validate import FieldError
 
@@ -67,6 +69,16 @@ class Operator:
         """Run ``job`` on the layer, one at a time. Call from a worker thread only."""
         with self._lock:
             return job(self.layer)
+
+    def reconcile_earlier(self) -> list[Reconciled]:
+        """Settle the actions an earlier console journalled but never saw acknowledged (it was
+        killed mid-send): read the topics and mark each delivered or not. Worker thread only;
+        nothing to do (and no I/O) when the outbox has no open entry for this cluster."""
+        with self._lock:
+            layer = self.layer
+            if not layer.outbox.open_entries(self.profile.bootstrap):
+                return []
+            return layer.reconcile(timeout_s=max(10.0, layer.send_timeout_s))
 
     def close(self) -> None:
         with self._build_lock:
