@@ -157,7 +157,18 @@ def _run(
         for sig in (signal.SIGINT, signal.SIGTERM):
             previous[sig] = signal.signal(sig, on_signal)
     try:
-        report = runner.run(dry_run=dry_run)
+        # The run goes on the runner's own thread and this (main) thread only joins it. A
+        # signal handler runs on the main thread between two bytecodes: were the main thread
+        # inside runner.run(), it could be holding the lock inside the runner's abort Event
+        # (Event.wait takes it on the way in and out), and abort()'s Event.set() in the
+        # handler would then deadlock; the process would hang with its faults live until their
+        # leases ended. Joining holds no lock of the runner's, so Ctrl-C/SIGTERM always abort.
+        thread = runner.start(dry_run=dry_run)
+        while thread.is_alive():
+            thread.join(0.5)
+        report = runner.report
+        if not report.verdict:  # run() died on a bug outside its guard (traceback above)
+            fail("the chaos runner stopped without a verdict (see the log above)", 1)
         if not dry_run:
             _audit(profile, producer, report)
         return report
