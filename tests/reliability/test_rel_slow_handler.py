@@ -157,17 +157,30 @@ def test_slow_device_pauses_its_partition_without_leaving_the_group(
         start = watch.count() - 1
         base = watch.since(start)[0].rebalances
 
-        def paused() -> bool:
+        def slow_partition() -> tuple[bool, int]:
+            """(paused, one past the last offset read) of the slow partition, in ActorStatus."""
             st = svc.call(svc.service.status)
-            return any(
-                p.paused and (p.topic, p.partition) == (topic, slow_part) for p in st.partitions
-            )
+            for p in st.partitions:
+                if (p.topic, p.partition) == (topic, slow_part):
+                    return p.paused, p.high_read
+            return False, -1
+
+        def paused() -> bool:
+            return slow_partition()[0]
 
         # The slow phase: every command reaching the device in the next 8 s takes 15 s.
         fleet.device(slow_dev).inject(fault="latency", duration_s=SLOW_WINDOW_S, mean_ms=SLOW_MS)
         slow = [request(slow_dev, deadline=at(60)) for _ in range(SLOW)]
         sender.requests(slow)
         wait_for(paused, 10, "the slow device's partition to be paused in ActorStatus")
+        # The pause reaches the consumer thread through its command queue, applied before each
+        # consume(); statistics are served inside consume(), so two more reports mean a
+        # consume() that began after the pause was applied.
+        seen = watch.count()
+        wait_for(lambda: watch.count() >= seen + 2, 10, "the consumer to poll past the pause")
+        read_before = slow_partition()[1]
+        # Paused once PER_DEVICE run and 3 (high water) wait: at least that much was read.
+        assert read_before >= PER_DEVICE + 3, f"read {read_before} records of the slow partition"
         # While paused: more for the slow partition (queued behind: not read until resume,
         # whatever the pause purged from the prefetch must be read again), and requests to
         # devices on the other partitions, which must finish before any slow one does.
@@ -184,7 +197,9 @@ def test_slow_device_pauses_its_partition_without_leaving_the_group(
         finals = ledger.finals_by_request()
         assert {finals[i][0].outcome for i in flow_ids} == {DeviceResponse.OK}
         assert not slow_ids & set(finals), "the slow device answered early: nothing was tested"
-        assert paused(), "the slow partition was resumed while its device was still busy"
+        assert slow_partition() == (True, read_before), (
+            "the slow partition was resumed, or read past its pause, while its device was busy"
+        )
 
         inputs = len(slow) + len(behind) + len(flowing)
         b = ledger.wait_balanced(60, expect_inputs=inputs)
