@@ -12,7 +12,9 @@ at once (no new dead letters), so each run is about the faults alone.
 - an in-process :class:`Runner` whose second step fails (the device refuses the fault, or it
   cannot be reached mid-run): the first step's fault is rolled back, the verdict says why;
 - :meth:`Runner.abort` twice, from two threads at once, and again after the end: both calls
-  return at once, one rollback (one ``DELETE /chaos/{id}``, one ROLLED_BACK, one ABORTED).
+  return at once, one rollback (one ``DELETE /chaos/{id}``, one ROLLED_BACK, one ABORTED);
+- an abort while one target cannot be reached (crashed): the rollback still ends, the other
+  target's fault is rolled back, and the unreachable one is left to its lease, as documented.
 """
 
 from __future__ import annotations
@@ -403,3 +405,44 @@ def test_abort_is_bounded_and_idempotent_even_from_two_threads_at_once(
     assert phases.count(ChaosExperiment.VERDICT) == 1
     assert [p.phase for p in inproc.progress].count("abort") == 1
     assert [p.phase for p in inproc.progress].count("rollback") == 1
+
+
+def test_abort_with_an_unreachable_target_still_rolls_back_the_others(
+    profile: Profile, fleet: Fleet, inproc: InProcess
+) -> None:
+    exp = parse_experiment(
+        {
+            "title": "Chaos safety: one target gone at rollback",
+            "duration_s": 60,
+            "probe_interval_s": 0.5,
+            "settle_s": 2,
+            "warmup_s": 30,
+            "blast_radius": {"max_devices": 2, "max_stages": 2, "max_fraction": 0.5},
+            "steady_state_hypothesis": {
+                "probes": [{"name": "dlq quiet", "probe": "dlq_growth", "tolerance": [0, 1000]}]
+            },
+            "method": [
+                {"type": "fault", "fault": "stall", "targets": [VICTIM, OTHER], "duration_s": 60}
+            ],
+            "rollbacks": [{"type": "halt"}],
+        }
+    )
+    runner = inproc.runner(exp)
+    thread = runner.start()
+
+    def both() -> bool:
+        return all("stall" in faults_on(fleet, d) for d in (VICTIM, OTHER))
+
+    poll(both, START_S, "both faults")
+    fleet.device(VICTIM).inject("crash", 60.0)  # its listener is closed: rollback is refused
+    runner.abort("operator abort")
+    report = runner.wait(30.0)
+    assert not thread.is_alive(), "the rollback did not finish"
+    assert report.verdict == "aborted" and report.exit_code == 4
+    gone, other = report.faults
+    assert gone.device_id == VICTIM and gone.ended_by.startswith("lease (rollback failed:")
+    assert (other.device_id, other.ended_by) == (OTHER, "rollback")  # not stopped by the first
+    assert inproc.faults.ended == [gone.fault_id, other.fault_id]
+    assert [(r["device_id"], r["ok"]) for r in report.rollbacks] == [(VICTIM, False), (OTHER, True)]
+    assert faults_on(fleet, OTHER) == ()
+    assert "stall" in faults_on(fleet, VICTIM)  # left to its lease, as documented
