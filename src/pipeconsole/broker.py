@@ -2,7 +2,9 @@
 
 :class:`EmbeddedBroker` starts it on a free loopback port, waits until it answers a metadata
 request, and stops it cleanly: on ``stop()``, on Ctrl-C in the foreground, and when the parent
-process dies (``PR_SET_PDEATHSIG`` on Linux), so no broker outlives its owner.
+process dies (``PR_SET_PDEATHSIG`` on Linux), so no broker outlives its owner. With a
+certificate and key it serves TLS through :mod:`pipeconsole.tlsproxy` (Tansu 0.6.0's own TLS
+options cannot be used together).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from pipeconsole.tlsproxy import TlsTerminator
 
 __all__ = ["BrokerError", "EmbeddedBroker", "free_port", "resolve_binary"]
 
@@ -77,6 +81,8 @@ class EmbeddedBroker:
         self._ready = ready
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: Path | None = None
+        self._tls: TlsTerminator | None = None
+        """With ``cert`` and ``key``: TLS on ``port``, Tansu in plaintext on an inner port."""
 
     @property
     def bootstrap(self) -> str:
@@ -91,18 +97,19 @@ class EmbeddedBroker:
         if not self.port:
             self.port = free_port(self.host)
         url = f"tcp://{self.host}:{self.port}"
+        # With TLS, Tansu listens in plaintext on an inner port and advertises the public one,
+        # where the TLS terminator forwards to it (see pipeconsole.tlsproxy for why).
+        inner = free_port(self.host) if self.tls else self.port
         argv = [
             str(binary),
             "broker",
             "--listener-url",
-            url,
+            f"tcp://{self.host}:{inner}",
             "--advertised-listener-url",
             url,
             "--storage-engine",
             "memory://tansu/",
         ]
-        if self.cert and self.key:
-            argv += ["--cert", str(self.cert), "--key", str(self.key)]
         fd, log = tempfile.mkstemp(prefix="pipeconsole-broker-", suffix=".log")
         self._log = Path(log)
         try:
@@ -119,8 +126,13 @@ class EmbeddedBroker:
         finally:
             os.close(fd)
         try:
-            self._wait_listening(timeout)
-            if not (self.cert and self.key):
+            self._wait_listening(inner, timeout)
+            if self.cert and self.key:
+                self._tls = TlsTerminator(
+                    self.host, self.port, (self.host, inner), cert=self.cert, key=self.key
+                )
+                self._tls.start(timeout)
+            else:
                 self._ready(self.bootstrap, timeout)
         except Exception as exc:
             tail = self.log_tail()
@@ -130,14 +142,19 @@ class EmbeddedBroker:
             ) from None
         return self
 
-    def _wait_listening(self, timeout: float) -> None:
+    @property
+    def tls(self) -> bool:
+        """Clients must speak TLS (a certificate and key were given)."""
+        return bool(self.cert and self.key)
+
+    def _wait_listening(self, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
                 raise BrokerError(f"exited with status {self._proc.returncode}")
             with (
                 contextlib.suppress(OSError),
-                socket.create_connection((self.host, self.port), timeout=0.2),
+                socket.create_connection((self.host, port), timeout=0.2),
             ):
                 return
             time.sleep(0.02)
@@ -162,6 +179,9 @@ class EmbeddedBroker:
             self._proc.send_signal(signal.SIGCONT)
 
     def stop(self, timeout: float = 5.0) -> None:
+        tls, self._tls = self._tls, None
+        if tls is not None:
+            tls.stop(timeout)
         proc, self._proc = self._proc, None
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import click
 
@@ -19,20 +20,54 @@ __all__ = ["broker", "doctor", "topics"]
 @click.option("--port", type=int, default=0, help="Port to listen on (default: a free one).")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--no-topics", is_flag=True, help="Do not create pipeconsole's topics.")
-def broker(port: int, host: str, no_topics: bool) -> None:
+@click.option(
+    "--cert",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Serve TLS with this certificate (PEM; needs --key).",
+)
+@click.option(
+    "--key",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="The certificate's private key (PEM).",
+)
+@click.option(
+    "--ca",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="With TLS: the CA to trust when creating the topics.",
+)
+def broker(
+    port: int,
+    host: str,
+    no_topics: bool,
+    cert: Path | None,
+    key: Path | None,
+    ca: Path | None,
+) -> None:
     """Run the embedded Kafka-compatible broker (Tansu, memory-only) in the foreground."""
     from pipeconsole.kafka.admin import AdminError, ensure_topics
 
+    if (cert is None) != (key is None):
+        fail("--cert and --key go together", code=2)
+    if cert is not None and ca is None and not no_topics:
+        fail("with --cert, give --ca (the CA clients trust) to create topics, or --no-topics", 2)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
-        with EmbeddedBroker(port, host) as b:
+        with EmbeddedBroker(port, host, cert=cert, key=key) as b:
+            if cert is not None and ca is not None:
+                admin = Profile(
+                    bootstrap=b.bootstrap,
+                    kafka={"security.protocol": "SSL", "ssl.ca.location": str(ca)},
+                )
+            else:
+                admin = Profile(bootstrap=b.bootstrap)
             if not no_topics:
                 try:
-                    ensure_topics(b.bootstrap, Profile().topics)
+                    ensure_topics(admin, admin.topics)
                 except AdminError as exc:
                     fail(str(exc))
-            click.echo(f"broker listening on {b.bootstrap} (memory-only; Ctrl-C stops it)")
+            proto = "TLS" if b.tls else "plaintext"
+            click.echo(f"broker listening on {b.bootstrap} ({proto}, memory-only; Ctrl-C stops it)")
             sys.stdout.flush()
             try:
                 while not stop.wait(0.5):

