@@ -26,6 +26,7 @@ from pipeconsole.config import Profile
 from pipeconsole.model import Model, pipeline
 from pipeconsole.model.fixtures import added, downstream_of, state
 from pipeconsole.ui.factory import build_app
+from pipeconsole.ui.frames import FrameClock, percentile
 from pipeconsole.ui.source import Emit
 
 
@@ -82,14 +83,7 @@ class BusySource:
 async def measure(devices: int, rate: float, presses: int) -> dict[str, Any]:
     source = BusySource(devices, rate)
     app = build_app(Profile(), source, capture_logging=False)
-    frames: list[float] = []
-    original = app._display
-
-    def display(screen: Any, renderable: Any) -> None:
-        frames.append(time.perf_counter())
-        original(screen, renderable)
-
-    app._display = display  # type: ignore[method-assign]
+    clock = FrameClock(app)
     latencies: list[float] = []
     async with app.run_test(size=(160, 48)) as pilot:
         while source.snapshots < 2:
@@ -98,22 +92,16 @@ async def measure(devices: int, rate: float, presses: int) -> dict[str, Any]:
         await asyncio.sleep(0.5)
         t_start, applied0 = time.perf_counter(), source.applied
         for n in range(presses):
-            before = len(frames)
-            t0 = time.perf_counter()
-            await pilot.press("j" if n % 20 < 10 else "k")
-            deadline = t0 + 2.0
-            while len(frames) == before and time.perf_counter() < deadline:
-                await asyncio.sleep(0.001)
-            painted = next((f for f in frames[before:] if f >= t0), None)
-            if painted is not None:
-                latencies.append((painted - t0) * 1000)
+            ms = await clock.press(pilot, "j" if n % 20 < 10 else "k")
+            if ms is not None:
+                latencies.append(ms)
             await asyncio.sleep(random.uniform(0.02, 0.06))
         elapsed = time.perf_counter() - t_start
         ingest_rate = (source.applied - applied0) / elapsed
     latencies.sort()
 
     def pct(p: float) -> float:
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
+        return percentile(latencies, p)
 
     return {
         "devices": devices,

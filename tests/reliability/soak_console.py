@@ -19,18 +19,12 @@ from typing import Any
 
 from pipeconsole.config import load_config
 from pipeconsole.ui.factory import build_app
+from pipeconsole.ui.frames import FrameClock, percentile
 
 
 async def run(seconds: float) -> dict[str, Any]:
     app = build_app(load_config().profile(), connect=True, capture_logging=False)
-    frames: list[float] = []
-    original = app._display
-
-    def display(screen: Any, renderable: Any) -> None:
-        frames.append(time.perf_counter())
-        original(screen, renderable)
-
-    app._display = display  # type: ignore[method-assign]
+    clock = FrameClock(app)
     latencies: list[float] = []
     missed = 0
     async with app.run_test(size=(160, 48)) as pilot:
@@ -38,38 +32,27 @@ async def run(seconds: float) -> dict[str, Any]:
         end = time.monotonic() + seconds
         n = 0
         while time.monotonic() < end:
-            before = len(frames)
-            t0 = time.perf_counter()
             # three down, three up: the cursor always has somewhere to go, so every press repaints
-            await pilot.press("j" if n % 6 < 3 else "k")
+            ms = await clock.press(pilot, "j" if n % 6 < 3 else "k")
             n += 1
-            deadline = t0 + 2.0
-            while len(frames) == before and time.perf_counter() < deadline:
-                await asyncio.sleep(0.001)
-            painted = next((f for f in frames[before:] if f >= t0), None)
-            if painted is None:
+            if ms is None:
                 missed += 1
             else:
-                latencies.append((painted - t0) * 1000)
+                latencies.append(ms)
             await asyncio.sleep(0.5)
         source: Any = app.source
         errors = source.ingest.errors if source is not None and source.ingest else -1
         latest = source.ingest.latest if source is not None and source.ingest else None
     latencies.sort()
 
-    def pct(p: float) -> float:
-        if not latencies:
-            return -1.0
-        return latencies[min(len(latencies) - 1, int(p / 100 * len(latencies)))]
-
     return {
         "presses": n,
         "painted": len(latencies),
         "missed": missed,
-        "p50": pct(50),
-        "p99": pct(99),
+        "p50": percentile(latencies, 50),
+        "p99": percentile(latencies, 99),
         "max": latencies[-1] if latencies else -1,
-        "frames": len(frames),
+        "frames": len(clock.frames),
         "ingest_errors": errors,
         "requests_seen": latest.requests_total if latest is not None else 0,
     }
