@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 
 from pipeconsole.config import Profile
+from pipeconsole.kafka.admin import group_lag
 from pipeconsole.kafka.producer import ConfirmingProducer, wait_all
 from pipeconsole.kafka.reader import AssignReader
 from pipeconsole.wire.gen.device_request_pb2 import DeviceRequest
@@ -58,3 +60,17 @@ def test_reading_to_the_end_from_the_end_returns_nothing_at_once(profile: Profil
             assert reader.read_to_end(timeout=5) == []
     with AssignReader(profile, [profile.topics.state], "beginning") as reader:
         assert [r.value for r in reader.read_to_end(timeout=30)] == [b"old"]
+
+
+def test_group_settings_in_a_profile_do_not_break_the_assign_only_clients(
+    profile: Profile,
+) -> None:
+    """A profile tuned for the actors' group (a short max.poll.interval.ms, below librdkafka's
+    45 s default session timeout) still serves the readers and the lag probe, which never join
+    a group: librdkafka would refuse them that setting ("must be >= session.timeout.ms")."""
+    tuned = replace(profile, kafka={**profile.kafka, "max.poll.interval.ms": 6000})
+    with ConfirmingProducer(tuned) as producer:
+        producer.send(tuned.topics.audit, b"x", key="k").result(30)
+    with AssignReader(tuned, [tuned.topics.audit]) as reader:
+        assert [r.value for r in reader.read_to_end()] == [b"x"]
+    assert group_lag(tuned, "nobody", [tuned.topics.request])  # a row per partition

@@ -11,7 +11,7 @@ from confluent_kafka import ConsumerGroupTopicPartitions, KafkaException, TopicP
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from pipeconsole.config import Profile, Topics
-from pipeconsole.kafka.client import client_settings
+from pipeconsole.kafka.client import client_settings, outside_a_group
 
 __all__ = [
     "AdminError",
@@ -170,7 +170,7 @@ def group_lag(
     settings: dict[str, Any] = client_settings(
         profile, {"group.id": f"pipeconsole-lag-{uuid.uuid4()}", "enable.auto.commit": False}
     )
-    consumer = Consumer(settings)
+    consumer = Consumer(outside_a_group(settings))  # it reads watermarks, never joins
     try:
         out = []
         for tp in tps:

@@ -12,7 +12,7 @@ from typing import Any
 
 from pipeconsole.config import Profile
 
-__all__ = ["LOG", "client_settings", "redact"]
+__all__ = ["GROUP_ONLY", "LOG", "client_settings", "outside_a_group", "redact"]
 
 LOG = logging.getLogger("pipeconsole.librdkafka")
 
@@ -35,6 +35,26 @@ def client_settings(
     settings.update(profile.kafka)
     if extra:
         settings.update(extra)
+    return settings
+
+
+GROUP_ONLY = (
+    "max.poll.interval.ms",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "group.instance.id",
+    "group.protocol",
+    "partition.assignment.strategy",
+)
+"""Settings of a consumer-group member. A profile's ``kafka`` table reaches every client; a
+consumer that only ``assign()``s never joins a group, and librdkafka would still refuse one of
+them that conflicts with a default (``max.poll.interval.ms`` below the 45 s session timeout)."""
+
+
+def outside_a_group(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` without :data:`GROUP_ONLY`, for consumers that only ``assign()``."""
+    for key in GROUP_ONLY:
+        settings.pop(key, None)
     return settings
 
 

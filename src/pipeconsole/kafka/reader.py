@@ -14,7 +14,7 @@ from typing import Any, Literal
 from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from pipeconsole.config import Profile
-from pipeconsole.kafka.client import client_settings
+from pipeconsole.kafka.client import client_settings, outside_a_group
 from pipeconsole.kafka.records import Record
 
 __all__ = ["AssignReader", "ReaderError", "Start"]
@@ -70,7 +70,7 @@ class AssignReader:
         )
         if extra:
             settings.update(extra)
-        self._consumer = Consumer(settings)
+        self._consumer = Consumer(outside_a_group(settings))
         self._topics = list(topics)
         self._closed = False
         self.superseded = 0
