@@ -230,3 +230,26 @@ async def test_every_view_renders_at_small_and_large_sizes(size: tuple[int, int]
             await pilot.press(key)
             await pilot.pause()
             assert app.screen.query_one("#summary", Static).region.width == size[0]
+
+
+async def test_while_a_backlog_is_read_the_overview_says_the_analyses_are_pending() -> None:
+    """No graph analysis yet (``computed_ms == 0``) is not "no incidents": the overview says the
+    root causes and the graph follow once caught up, then shows them when they come."""
+    from pipeconsole.model.snapshot import GraphView
+    from pipeconsole.ui.screens.overview import bottlenecks_text
+    from pipeconsole.ui.widgets.incidents import IncidentList
+
+    app = make_app()
+    analysed = incident()
+    pending = replace(analysed, graph=GraphView(), incidents=(), bottlenecks=())
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, pending)
+        incidents = app.screen.query_one(IncidentList)
+        first = str(incidents.get_option_at_index(0).prompt)
+        assert "reading the backlog" in first and "no incidents" not in first
+        assert "reading the backlog" in bottlenecks_text(pending).plain
+        graph = app.screen.query_one(PipelineGraph)
+        assert "reading the backlog" in "".join(s.text for s in graph.render_line(1))
+        await feed(pilot, analysed)
+        assert incidents.option_count == len(analysed.incidents)
+        assert str(incidents.get_option_at_index(0).prompt) != first

@@ -33,7 +33,8 @@ __all__ = ["OverviewScreen", "bottlenecks_text"]
 def bottlenecks_text(s: Snapshot, limit: int = 3) -> Text:
     out = Text(end="")
     if not s.bottlenecks:
-        out.append("✔ no queue is filling", Style(dim=True))
+        pending = not s.graph.computed_ms and s.fleet.total > 0
+        out.append("… reading the backlog" if pending else "✔ no queue is filling", Style(dim=True))
         return out
     for b in s.bottlenecks[:limit]:
         out.append("» ", Style(color="yellow", bold=True))

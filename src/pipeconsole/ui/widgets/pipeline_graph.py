@@ -391,12 +391,13 @@ class PipelineGraph(ScrollView, can_focus=True):
             else:
                 segments.append(Segment(" " * self._cell_w))
         if not self._columns and y == 1:
-            segments = [
-                Segment(
-                    "(no devices match)" if self._visible is not None else "(no devices yet)",
-                    Style(dim=True),
-                )
-            ]
+            if self._visible is not None:
+                empty = "(no devices match)"
+            elif self._devices and not self.graph.computed_ms:
+                empty = "(reading the backlog: the graph follows once caught up)"
+            else:
+                empty = "(no devices yet)"
+            segments = [Segment(empty, Style(dim=True))]
         strip = Strip(segments).crop(int(self.scroll_offset.x), int(self.scroll_offset.x) + width)
         return strip.extend_cell_length(width).apply_style(base)
 
