@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pipeconsole.config import Profile
 from pipeconsole.model.fixtures import demo_snapshot
-from pipeconsole.model.snapshot import LagRow, Snapshot
+from pipeconsole.model.snapshot import GraphView, LagRow, Snapshot
 from pipeconsole.ui.factory import build_app
 from pipeconsole.ui.messages import SnapshotReady
 
@@ -39,8 +39,10 @@ SHOTS: list[tuple[str, bool | str, tuple[str, ...], tuple[int, int] | None]] = [
     ("chaos", True, ("6", "enter"), None),
     ("chaos-confirmation", True, ("6", "enter", "r"), None),
     ("chaos-compose", True, ("6", "c"), None),
+    ("overview-reading-backlog", "backlog", (), None),
 ]
-"""(file name, incident? or "lagging", keys pressed, terminal size or None for the default)."""
+"""(file name, incident?, "lagging" or "backlog", keys pressed, terminal size or None for the
+default)."""
 
 
 def lagging() -> Snapshot:
@@ -52,6 +54,12 @@ def lagging() -> Snapshot:
     )
     fleet = replace(s.fleet, total_lag=sum(r.lag for r in rows), max_lag_seconds=95.0)
     return replace(s, lag=rows, fleet=fleet)
+
+
+def backlog() -> Snapshot:
+    """The incident fixture as the console shows it while reading a backlog: devices known,
+    the graph analyses not run yet (``graph.computed_ms == 0``)."""
+    return replace(demo_snapshot(incident=True), graph=GraphView(), incidents=(), bottlenecks=())
 
 
 async def shoot(
@@ -75,6 +83,7 @@ async def main(out: Path, size: tuple[int, int]) -> None:
         True: demo_snapshot(incident=True),
         False: demo_snapshot(incident=False),
         "lagging": lagging(),
+        "backlog": backlog(),
     }
     for name, incident, keys, shot_size in SHOTS:
         await shoot(out, name, snaps[incident], keys, shot_size or size)
