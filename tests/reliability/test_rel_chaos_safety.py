@@ -242,30 +242,42 @@ class CountingFaults(FaultClient):
         return super().end(lease)
 
 
-def two_step_experiment(second: dict[str, Any]) -> Experiment:
-    """A long stall on :data:`VICTIM` at once, then ``second`` on :data:`OTHER` at 1 s."""
+def quick_experiment(
+    title: str, method: list[dict[str, Any]], *, devices: int, **extra: Any
+) -> Experiment:
+    """A 60 s in-process experiment whose hypothesis (no new dead letters) holds at once."""
     return parse_experiment(
         {
-            "title": "Chaos safety: two steps",
+            "title": title,
             "duration_s": 60,
             "probe_interval_s": 0.5,
             "settle_s": 2,
             "warmup_s": 30,
-            "blast_radius": {"max_devices": 2, "max_stages": 2, "max_fraction": 0.5},
+            "blast_radius": {"max_devices": devices, "max_stages": devices, "max_fraction": 0.5},
             "steady_state_hypothesis": {
                 "probes": [{"name": "dlq quiet", "probe": "dlq_growth", "tolerance": [0, 1000]}]
             },
-            "method": [
-                {
-                    "type": "fault",
-                    "name": "stall",
-                    "fault": "stall",
-                    "targets": [VICTIM],
-                    "duration_s": 60,
-                },
-                {"type": "fault", "targets": [OTHER], "at_s": 1.0, "duration_s": 60, **second},
-            ],
+            "method": method,
+            **extra,
         }
+    )
+
+
+def two_step_experiment(second: dict[str, Any]) -> Experiment:
+    """A long stall on :data:`VICTIM` at once, then ``second`` on :data:`OTHER` at 1 s."""
+    return quick_experiment(
+        "Chaos safety: two steps",
+        [
+            {
+                "type": "fault",
+                "name": "stall",
+                "fault": "stall",
+                "targets": [VICTIM],
+                "duration_s": 60,
+            },
+            {"type": "fault", "targets": [OTHER], "at_s": 1.0, "duration_s": 60, **second},
+        ],
+        devices=2,
     )
 
 
@@ -353,20 +365,11 @@ def test_a_failed_step_rolls_back_the_faults_already_started(
 def test_abort_is_bounded_and_idempotent_even_from_two_threads_at_once(
     profile: Profile, fleet: Fleet, inproc: InProcess
 ) -> None:
-    exp = parse_experiment(
-        {
-            "title": "Chaos safety: abort twice",
-            "duration_s": 60,
-            "probe_interval_s": 0.5,
-            "settle_s": 2,
-            "warmup_s": 30,
-            "blast_radius": {"max_devices": 1, "max_stages": 1, "max_fraction": 0.5},
-            "steady_state_hypothesis": {
-                "probes": [{"name": "dlq quiet", "probe": "dlq_growth", "tolerance": [0, 1000]}]
-            },
-            "method": [{"type": "fault", "fault": "stall", "targets": [VICTIM], "duration_s": 60}],
-            "rollbacks": [{"type": "halt"}],
-        }
+    exp = quick_experiment(
+        "Chaos safety: abort twice",
+        [{"type": "fault", "fault": "stall", "targets": [VICTIM], "duration_s": 60}],
+        devices=1,
+        rollbacks=[{"type": "halt"}],
     )
     runner = inproc.runner(exp)
     thread = runner.start()
@@ -410,22 +413,11 @@ def test_abort_is_bounded_and_idempotent_even_from_two_threads_at_once(
 def test_abort_with_an_unreachable_target_still_rolls_back_the_others(
     profile: Profile, fleet: Fleet, inproc: InProcess
 ) -> None:
-    exp = parse_experiment(
-        {
-            "title": "Chaos safety: one target gone at rollback",
-            "duration_s": 60,
-            "probe_interval_s": 0.5,
-            "settle_s": 2,
-            "warmup_s": 30,
-            "blast_radius": {"max_devices": 2, "max_stages": 2, "max_fraction": 0.5},
-            "steady_state_hypothesis": {
-                "probes": [{"name": "dlq quiet", "probe": "dlq_growth", "tolerance": [0, 1000]}]
-            },
-            "method": [
-                {"type": "fault", "fault": "stall", "targets": [VICTIM, OTHER], "duration_s": 60}
-            ],
-            "rollbacks": [{"type": "halt"}],
-        }
+    exp = quick_experiment(
+        "Chaos safety: one target gone at rollback",
+        [{"type": "fault", "fault": "stall", "targets": [VICTIM, OTHER], "duration_s": 60}],
+        devices=2,
+        rollbacks=[{"type": "halt"}],
     )
     runner = inproc.runner(exp)
     thread = runner.start()
