@@ -119,6 +119,9 @@ def decode_batch(
     return out
 
 
+_BACKLOG = 10_000
+"""Records known to be waiting after a batch (``AssignReader.behind``) that make a backlog."""
+
 _UNCHANGED_TAG = 0x12
 """First byte of a serialized ``StateEvent`` whose oneof is ``unchanged`` (field 2, wire type 2)."""
 
@@ -147,8 +150,11 @@ class IngestOptions:
     probe_timeout_s: float = 5.0
     """How long one lag/reachability poll may take before the broker counts as unreachable
     (a frozen broker shows as an outage within about this long)."""
-    batch: int = 100_000
-    """Records per poll."""
+    batch: int = 500_000
+    """Records per poll, at most (a poll also stops after about a second, or when librdkafka
+    has nothing more fetched). Superseded heartbeats are dropped while a batch is gathered, so
+    a big batch costs memory for its survivors only; the bigger the batch, the more of a
+    backlog's heartbeats are superseded undecoded."""
     retry_max_s: float = 5.0
     """Longest wait between reconnection attempts."""
 
@@ -240,6 +246,9 @@ class Ingest:
             self.model.set_connection(False, str(exc) or type(exc).__name__)
             return False
         self.model.set_connection(True)
+        # The first snapshot waits a period like any other: a backlog is read first (at 10k
+        # devices a snapshot costs ~0.5 s), the UI meanwhile shows "connecting".
+        self._last_post = time.monotonic()
         return True
 
     def run(self) -> None:
@@ -280,9 +289,13 @@ class Ingest:
             self.fold(records)
         elif not self.caught_up.is_set():
             self.caught_up.set()
-        # A full batch (superseded heartbeats included) means a backlog: snapshot at most at
-        # 1 Hz until caught up, so reading wins.
-        self._post(slow=len(records) + skipped >= self.options.batch)
+        # A backlog (a full batch, or records known to be waiting): snapshot at most at 1 Hz,
+        # without the graph analyses, until caught up, so reading wins.
+        behind = getattr(reader, "behind", None)
+        backlog = len(records) + skipped >= self.options.batch or (
+            behind is not None and behind() >= _BACKLOG
+        )
+        self._post(slow=backlog)
         return len(records)
 
     def fold(self, records: list[Record]) -> None:

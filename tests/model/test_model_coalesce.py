@@ -147,6 +147,7 @@ def test_snapshots_of_a_backlog_leave_the_graph_analysis_pending(profile: Profil
         reader_factory=_BacklogReader,
     )
     assert ingest.connect()
+    ingest._last_post = 0.0  # due at once (the first snapshot otherwise waits a period)
     ingest.step()  # a full batch: reading a backlog
     snap = ingest.latest
     assert snap is not None and snap.fleet.total == 6
@@ -155,3 +156,48 @@ def test_snapshots_of_a_backlog_leave_the_graph_analysis_pending(profile: Profil
     ingest.step()  # a partial batch: caught up, the analyses run
     snap = ingest.latest
     assert snap is not None and snap.graph.computed_ms > 0 and len(snap.graph.nodes) == 6
+
+
+def test_a_big_batch_drops_superseded_heartbeats_while_it_is_gathered(
+    profile: Profile, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch larger than a group is compacted as it is read (memory for the survivors only):
+    a change in an early group is kept, earlier survivors are superseded by later groups, and
+    every record is either returned or counted."""
+    monkeypatch.setattr(reader_mod, "_CHUNK", 5)
+    monkeypatch.setattr(reader_mod, "_GROUP", 10)
+    topic = profile.topics.state
+    sent = [(f"enc-{n % 3}", n, n == 4) for n in range(60)]  # seq 4 is a change of enc-1
+    with ConfirmingProducer(profile) as producer:
+        wait_all(
+            [producer.send(topic, _event(d, n, c), key=d, partition=0) for d, n, c in sent], 30
+        )
+    got: list[Record] = []
+    with AssignReader(profile, [topic]) as reader:
+        while len(got) + reader.superseded < len(sent):
+            got += reader.poll_batch(1000, 2.0, supersede=(topic, is_heartbeat))
+        skipped = reader.superseded
+    seqs = []
+    for r in got:
+        ev = StateEvent.FromString(r.value or b"")
+        seqs.append(ev.changed.state.seq or ev.unchanged.state.seq)
+    assert 4 in seqs  # the change survives every compaction
+    assert seqs == sorted(seqs)  # in order
+    assert {57, 58, 59} <= set(seqs)  # the latest heartbeat of each device
+    assert len(got) + skipped == len(sent)
+
+
+def test_the_reader_knows_when_records_are_waiting(profile: Profile) -> None:
+    """``behind()`` tells a backlog from live traffic without asking the broker."""
+    topic = profile.topics.state
+    with ConfirmingProducer(profile) as producer:
+        wait_all(
+            [producer.send(topic, _event("enc-1", n, False), key="enc-1") for n in range(300)],
+            30,
+        )
+    with AssignReader(profile, [topic]) as reader:
+        read = len(reader.poll_batch(10, 2.0))
+        assert read > 0 and reader.behind() > 0  # 300 records, ten read
+        while read < 300:
+            read += len(reader.poll_batch(1000, 1.0))
+        assert reader.behind() == 0
