@@ -58,6 +58,7 @@ from actor_harness import (
 from pipeconsole.broker import EmbeddedBroker
 from pipeconsole.config import Profile, Topics
 from pipeconsole.kafka.admin import ensure_topics
+from pipeconsole.kafka.client import client_settings
 from pipeconsole.wire.gen.device_response_pb2 import DeviceResponse as R
 
 
@@ -138,6 +139,41 @@ class InProcFleet:
 
     def close(self) -> None:
         self.fleet.stop()
+
+
+class CommitWatch:
+    """The dispatch group's committed offsets on the request topic, against the end of it.
+
+    One admin client, asked a few times a second: far cheaper than reading the responses."""
+
+    def __init__(self, profile: Profile, group: str) -> None:
+        from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
+        from confluent_kafka.admin import AdminClient
+
+        self._cgtp = ConsumerGroupTopicPartitions
+        settings = client_settings(profile, {"group.id": f"bench-{os.getpid()}"})
+        self._admin = AdminClient({"bootstrap.servers": settings["bootstrap.servers"]})
+        consumer = Consumer(settings)
+        topic = profile.topics.request
+        parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+        self._tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        self.target = sum(consumer.get_watermark_offsets(tp, timeout=10)[1] for tp in self._tps)
+        """Sum of the partitions' high watermarks: every record committed."""
+        consumer.close()
+        self._group = group
+
+    def committed(self) -> int:
+        fut = self._admin.list_consumer_group_offsets([self._cgtp(self._group, self._tps)])
+        got = fut[self._group].result(10).topic_partitions
+        return sum(max(0, tp.offset) for tp in got)
+
+    def idle(self, limit_s: float, since: float) -> None:
+        if time.monotonic() - since > limit_s:
+            raise SystemExit(f"the requests did not finish within {limit_s:.0f} s")
+        time.sleep(0.2)
+
+    def close(self) -> None:
+        pass
 
 
 def cpu_seconds(pid: int | None) -> float:
@@ -266,6 +302,13 @@ def main() -> None:
                     request(devs[i % len(devs)], deadline=at(180)) for i in range(args.throughput)
                 ]
                 sender.requests(reqs)
+            if args.throughput:
+                # Nothing in this process reads Kafka while the requests run: the bench's reader
+                # would compete with the system under test for the same two cores. The end is
+                # seen in the group's commits (the service commits a record only once its
+                # final outcome is acknowledged); the events are read afterwards.
+                responses.close()
+                watch = CommitWatch(profile, "bench")
             with dispatching(profile, extra, args.py_spy) as proc:
                 if args.throughput:
                     pids = {
@@ -277,22 +320,43 @@ def main() -> None:
                     cpu0 = {k: cpu_seconds(p) for k, p in pids.items()}
                     total0, stolen0 = cpu_totals()
                     t0 = time.monotonic()
-                    finals = responses.wait_final([r.request_id for r in reqs], 300)
+                    # CPU per request = CPU between the first commit that moved and the last,
+                    # over the records committed in between (start-up and the join excluded).
+                    base = watch.committed()
+                    while (started := watch.committed()) == base:
+                        watch.idle(120, t0)
+                    cpu_started = {k: cpu_seconds(p) for k, p in pids.items()}
+                    while (done := watch.committed()) < watch.target:
+                        watch.idle(300, t0)
+                    per_request = {
+                        k: round((cpu_seconds(p) - cpu_started[k]) / (done - started) * 1000, 3)
+                        for k, p in pids.items()
+                    }
                     wall = time.monotonic() - t0
                     cpu = {k: round(cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()}
                     total1, stolen1 = cpu_totals()
                     steal = (stolen1 - stolen0) / max(1.0, total1 - total0)
+                    watch.close()
+                    responses = Responses(profile)
                     ids = {r.request_id for r in reqs}
+                    finals = responses.wait_final(ids, 120)
                     evs = [m for m in responses.values() if m.request_id in ids]
                     first = min(m.time_unix_ms for m in evs if m.outcome == R.DISPATCHED)
                     last = max(m.time_unix_ms for m in evs if m.outcome in FINAL)
                     ok = sum(f.outcome == R.OK for f in finals.values())
+                    per_s: dict[int, int] = {}
+                    for m in evs:
+                        if m.outcome in FINAL:
+                            sec = (m.time_unix_ms - first) // 1000
+                            per_s[sec] = per_s.get(sec, 0) + 1
                     results["throughput"] = {
                         "n": len(reqs),
                         "ok": ok,
                         "seconds": round((last - first) / 1000, 2),
                         "per_s": round(len(reqs) / max(0.001, (last - first) / 1000), 1),
+                        "finals_each_second": [per_s.get(i, 0) for i in range(max(per_s) + 1)],
                         "cpu_seconds": cpu,
+                        "cpu_ms_per_request": per_request,
                         "cpu_window_s": round(wall, 2),
                         "cpu_stolen_by_hypervisor": f"{steal:.0%}",
                     }

@@ -117,3 +117,26 @@ def test_arbitrary_text_parses_or_raises_time_format_error(text: str) -> None:
         assert str(exc)
     else:
         assert parsed.tzinfo is UTC
+
+
+def _outcome(parse: object, text: str) -> tuple[str, object]:
+    try:
+        return ("ok", parse(text))  # type: ignore[operator]
+    except TimeFormatError as exc:
+        return ("refused", str(exc))
+
+
+_TIMEISH = st.from_regex(
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{0,11})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2}|[+-][0-9]{2}|)[Zz\x00 ]?\Z"
+)
+
+
+@given(st.one_of(_TIMEISH, st.text(alphabet="0123456789-:.+TZtz ", max_size=40)))
+@settings(max_examples=600)
+def test_the_fast_path_agrees_with_the_piece_by_piece_parse(text: str) -> None:
+    # Well-formed text takes one regex (the fast path); everything else is parsed piece by
+    # piece. On any text, both must accept the same instant or refuse for the same reason.
+    from pipeconsole.wire.timefmt import _parse_pieces
+
+    assert _outcome(parse_rfc3339, text) == _outcome(_parse_pieces, text)

@@ -117,4 +117,6 @@ def dispatch(
     # with the GIL held, which stopped the timer thread just as long (measured as lateness).
     gc.collect()
     gc.freeze()
-    asyncio.run(main())
+    from pipeconsole import aio
+
+    aio.run(main())

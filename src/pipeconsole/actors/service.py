@@ -37,7 +37,7 @@ import socket
 import ssl
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
@@ -69,6 +69,8 @@ log = logging.getLogger(__name__)
 
 _STOP_STEP_S = 2.0
 """Bound of each shutdown step that waits on the broker (last status, producer flush)."""
+_INTAKE_SLICE = 64
+"""Records handled per turn of the event loop (the rest wait for the next turn)."""
 _HEALTH_CONNECTIONS = 32
 """Connections of the health-check session (checks of one device never overlap)."""
 
@@ -124,6 +126,9 @@ class DispatchService:
             clock=self._mono,
         )
         self._finished: OrderedDict[str, None] = OrderedDict()
+        self._intake: deque[tuple[PartitionOffsets, Record]] = deque()
+        """Records read from the group and not handled yet (see :meth:`_take_intake`)."""
+        self._intake_scheduled = False
         self._tls = ssl.create_default_context()
         """One TLS context for every connection (loading CA files costs ~60 ms each time)."""
         self._stopping = False
@@ -337,6 +342,10 @@ class DispatchService:
 
     async def _on_revoked(self, tps: list[TP], lost: bool) -> dict[TP, int]:
         gone = set(tps)
+        # Queued and not handled: left pending (the commit stops below them) for the new owner.
+        self._intake = deque(
+            (po, r) for po, r in self._intake if (r.topic, r.partition) not in gone
+        )
         for entry in self.scheduler.drop(
             lambda e: isinstance(e.payload, Job) and e.payload.partition in gone
         ):
@@ -368,10 +377,31 @@ class DispatchService:
     # -- records --------------------------------------------------------------------------------
 
     def _on_records(self, records: list[Record]) -> None:
+        """Take a batch from the consumer thread: mark it read, queue it for intake."""
+        offsets = self.offsets
+        queued = self._intake
         for r in records:
+            po = offsets.get((r.topic, r.partition))
+            if po is not None and po.read(r.offset):
+                queued.append((po, r))
+        if queued and not self._intake_scheduled:
+            self._intake_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._take_intake)
+
+    def _take_intake(self) -> None:
+        """Handle up to :data:`_INTAKE_SLICE` queued records, then let the loop run.
+
+        Requests that fire at once are tasks; were a whole burst handled in one callback, its
+        first requests would wait for the last one's intake before their first attempt (the
+        devices and the broker idle meanwhile). One slice per turn of the loop interleaves
+        intake with execution."""
+        queued = self._intake
+        offsets = self.offsets
+        for _ in range(min(_INTAKE_SLICE, len(queued))):
+            po, r = queued.popleft()
             tp = (r.topic, r.partition)
-            po = self.offsets.get(tp)
-            if po is None or not po.read(r.offset):
+            if offsets.get(tp) is not po:  # revoked since it was read: the new owner reads it
                 continue
             try:
                 if r.topic == self.topics.request:
@@ -382,6 +412,11 @@ class DispatchService:
                 log.exception("handling %s[%d]@%d failed", r.topic, r.partition, r.offset)
                 self.lifecycle.reject(r, "internal", "the actor failed on this record", None)
             self.flow(tp)
+        if queued:
+            assert self._loop is not None
+            self._loop.call_soon(self._take_intake)
+        else:
+            self._intake_scheduled = False
 
     def done(self, topic: str, partition: int, offset: int) -> None:
         """The record at ``offset`` has its acknowledged final outcome."""

@@ -116,7 +116,9 @@ def simulate(
         await engine.stop("shutdown")
         click.echo("simulate: stopped", err=True)
 
-    asyncio.run(run())
+    from pipeconsole import aio
+
+    aio.run(run())
 
 
 def _write_manifest(path: Path, engine: object) -> None:

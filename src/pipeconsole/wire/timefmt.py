@@ -42,6 +42,13 @@ _DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})", re.ASCII)
 _TIME = re.compile(r"([0-9]{2}):([0-9]{2}):([0-9]{2})", re.ASCII)
 _FRACTION = re.compile(r"\.([0-9]*)", re.ASCII)
 _OFFSET = re.compile(r"[Zz]|([+-])([0-9]{2}):([0-9]{2})", re.ASCII)
+_WHOLE = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]{1,9}))?(?:[Zz]|([+-])([0-9]{2}):([0-9]{2}))",
+    re.ASCII,
+)
+"""The whole grammar in one pattern: the fast path for well-formed text (most of it). Text it
+does not match goes through the piece-by-piece parse, which says what is wrong where."""
 
 
 class TimeFormatError(ValueError):
@@ -56,6 +63,23 @@ def parse_rfc3339(text: str) -> datetime:
     """Parse strict RFC 3339 text into an aware UTC datetime, or raise ``TimeFormatError``."""
     if not isinstance(text, str):
         raise TimeFormatError(f"expected text, got {type(text).__name__}")
+    whole = _WHOLE.fullmatch(text)
+    if whole is not None:
+        y, mo, d, h, mi, sec, frac, sign, oh, om = whole.groups()
+        return _assemble(
+            text,
+            whole.end(6),
+            (int(y), int(mo), int(d), int(h), int(mi), int(sec)),
+            int(frac[:6].ljust(6, "0")) if frac else 0,
+            sign,
+            oh,
+            om,
+        )
+    return _parse_pieces(text)
+
+
+def _parse_pieces(text: str) -> datetime:
+    """The piece-by-piece parse: every refusal says what was expected where."""
     if not text:
         raise TimeFormatError("empty time")
     zone = text.find("[")
@@ -101,26 +125,42 @@ def parse_rfc3339(text: str) -> datetime:
         raise TimeFormatError(
             f"unexpected text after the UTC offset at position {rest}: {_excerpt(text, rest)}"
         )
-    year, month, day = (int(g) for g in date.groups())
-    hour, minute, second = (int(g) for g in clock.groups())
+    fields = tuple(int(g) for g in (*date.groups(), *clock.groups()))
+    return _assemble(text, clock.end(), fields, micros, *offset.groups())
+
+
+def _assemble(
+    text: str,
+    clock_end: int,
+    fields: tuple[int, ...],
+    micros: int,
+    sign: str | None,
+    off_h: str | None,
+    off_m: str | None,
+) -> datetime:
+    """The datetime of grammatical text: the range checks both paths share."""
+    year, month, day, hour, minute, second = fields
     if year == 0:
         raise TimeFormatError("year 0000 does not exist (the first year is 0001)")
     if second == 60:
         raise TimeFormatError("leap second :60 is not supported")
-    delta = timedelta()
-    if offset.group(1):
-        off_h, off_m = int(offset.group(2)), int(offset.group(3))
-        if off_h > 23 or off_m > 59:
-            raise TimeFormatError(f"UTC offset {offset.group()} is out of range (±23:59 at most)")
-        delta = timedelta(hours=off_h, minutes=off_m)
-        if offset.group(1) == "-":
-            delta = -delta
+    delta = None
+    if sign:
+        assert off_h is not None and off_m is not None
+        hours, minutes = int(off_h), int(off_m)
+        if hours > 23 or minutes > 59:
+            raise TimeFormatError(
+                f"UTC offset {sign}{off_h}:{off_m} is out of range (±23:59 at most)"
+            )
+        delta = timedelta(hours=hours, minutes=minutes)
     try:
         local = datetime(year, month, day, hour, minute, second, micros, tzinfo=UTC)
     except ValueError as exc:
-        raise TimeFormatError(f"impossible date or time {text[: clock.end()]!r}: {exc}") from None
+        raise TimeFormatError(f"impossible date or time {text[:clock_end]!r}: {exc}") from None
+    if delta is None:
+        return local
     try:
-        return local - delta
+        return local + delta if sign == "-" else local - delta
     except OverflowError:
         raise TimeFormatError("the time is outside years 0001..9999 in UTC") from None
 

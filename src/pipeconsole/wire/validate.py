@@ -341,7 +341,17 @@ def _check_uri(uri: str, limits: Limits, errors: _Errors) -> None:
         bad("not_allowed", "a network-path reference (//host) names another host")
         return
     path, _, query = uri.partition("?")
-    for pos, ch in enumerate(uri if _URI_FAST.fullmatch(uri) is None else ""):
+    plain = _URI_FAST.fullmatch(uri) is not None
+    if plain and "%" not in uri:
+        # Allowed characters only and nothing percent-encoded: no segment can decode to a
+        # control character, a separator or another escape; only '..' is left to refuse.
+        if ".." in path:
+            for number, segment in enumerate(path.split("/")):
+                if segment == "..":
+                    bad("not_allowed", f"'..' segment {number} could escape the device's root")
+                    return
+        return
+    for pos, ch in enumerate(uri if not plain else ""):
         if ch == "#":
             bad("not_allowed", f"fragment at position {pos}: fragments are never sent")
             return
