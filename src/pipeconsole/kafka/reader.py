@@ -24,7 +24,7 @@ from pipeconsole.config import Profile
 from pipeconsole.kafka.client import client_settings, outside_a_group
 from pipeconsole.kafka.records import Record
 
-__all__ = ["AssignReader", "ReaderError", "Start"]
+__all__ = ["FETCH_SETTINGS", "AssignReader", "ReaderError", "Start"]
 
 Start = Literal["beginning", "end"] | int
 """Where to start: the beginning, the end, or a timestamp in Unix milliseconds."""
@@ -34,12 +34,25 @@ Supersede = tuple[str, Callable[[bytes], bool]]
 """(topic, replaceable): see :meth:`AssignReader.poll_batch`."""
 
 
+FETCH_SETTINGS: Mapping[str, Any] = {
+    "fetch.wait.max.ms": 100,
+    # librdkafka pauses a partition's fetches this long once its local queue is over
+    # queued.min.messages (default 1000 ms): a reader catching up on a backlog drains that
+    # queue in well under a second, then waits on an idle fetcher. At 10 ms a 500k backlog
+    # reads 2-3x faster (a plain consume loop too); the cost is a few more wakeups.
+    "fetch.queue.backoff.ms": 10,
+}
+"""librdkafka fetch settings of every reader (the ingest benchmark gives its raw loop these
+too, so that its baseline is not slowed by a default the reader avoids)."""
+
 _CHUNK = 10_000
 """Messages per ``consume()`` call of :meth:`AssignReader.poll_batch`."""
 
-_GROUP = 100_000
+_GROUP = 20_000
 """With ``supersede``: messages gathered before superseded ones are dropped, so a big batch
-holds at most about this many messages (plus the survivors) however large it is."""
+holds at most about this many messages (plus the survivors) however large it is. Small groups
+also read faster: freed messages are reused by the allocator instead of new pages (100k: 180-210k
+msgs/s into the model, 20k: 230-325k, on the same data)."""
 
 _GATHER_S = 1.0
 """Longest time one :meth:`AssignReader.poll_batch` gathers already-fetched messages."""
@@ -79,7 +92,7 @@ class AssignReader:
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": False,
                 "client.id": "pipeconsole-reader",
-                "fetch.wait.max.ms": 100,
+                **FETCH_SETTINGS,
             },
         )
         if extra:

@@ -350,7 +350,7 @@ class Fleet:
             last_seen_ms=rec.last_seen_ms,
             last_seen_age_s=max(0.0, age_ms / 1000),
             reason=reason,
-            checks=tuple(CheckView(c.name, _health(c.status), c.detail) for c in st.checks[:32]),
+            checks=tuple([CheckView(c.name, _health(c.status), c.detail) for c in st.checks[:32]]),
             in_flight=st.in_flight,
             queue_depth=st.queue_depth,
             queue_capacity=st.queue_capacity,
