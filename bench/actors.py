@@ -176,6 +176,14 @@ class CommitWatch:
         pass
 
 
+def _peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
 def cpu_seconds(pid: int | None) -> float:
     """User + system CPU seconds of a process so far (0 when unknown)."""
     if pid is None:
@@ -337,6 +345,7 @@ def main() -> None:
                     total1, stolen1 = cpu_totals()
                     steal = (stolen1 - stolen0) / max(1.0, total1 - total0)
                     watch.close()
+                    peak_rss_mb = _peak_rss_mb(proc.pid)
                     responses = Responses(profile)
                     ids = {r.request_id for r in reqs}
                     finals = responses.wait_final(ids, 120)
@@ -357,6 +366,7 @@ def main() -> None:
                         "finals_each_second": [per_s.get(i, 0) for i in range(max(per_s) + 1)],
                         "cpu_seconds": cpu,
                         "cpu_ms_per_request": per_request,
+                        "dispatch_peak_rss_mb": peak_rss_mb,
                         "cpu_window_s": round(wall, 2),
                         "cpu_stolen_by_hypervisor": f"{steal:.0%}",
                     }

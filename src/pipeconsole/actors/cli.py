@@ -6,7 +6,6 @@ Run N of them with the same ``--group`` and Kafka splits the devices between the
 from __future__ import annotations
 
 import asyncio
-import gc
 import signal
 from dataclasses import replace
 from pathlib import Path
@@ -112,11 +111,7 @@ def dispatch(
     click.echo(
         f"dispatch {settings.actor_id}: group {group} on {profile.bootstrap} ({signed})", err=True
     )
-    # Objects alive after start-up (modules, classes, the libraries' tables: most of the
-    # heap) are moved out of the collector's reach: a full collection scanned them in ~40 ms
-    # with the GIL held, which stopped the timer thread just as long (measured as lateness).
-    gc.collect()
-    gc.freeze()
     from pipeconsole import aio
 
+    aio.settle_gc()
     aio.run(main())

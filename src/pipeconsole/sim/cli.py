@@ -118,6 +118,7 @@ def simulate(
 
     from pipeconsole import aio
 
+    aio.settle_gc()
     aio.run(run())
 
 
