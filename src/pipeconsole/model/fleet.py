@@ -260,6 +260,15 @@ class Fleet:
     def history_of(self, rec: DeviceRecord) -> DeviceHistory:
         if rec.hist_len == 0:
             return DeviceHistory()
+        # A copy of the rings as bytes, unpacked when first read (most views never are).
+        return DeviceHistory.packed(
+            rec.hist.tobytes(), rec.hist_t.tobytes(), self.history, rec.hist_pos, rec.hist_len
+        )
+
+    def history_now(self, rec: DeviceRecord) -> DeviceHistory:
+        """The history as tuples at once (what :meth:`history_of` unpacks lazily)."""
+        if rec.hist_len == 0:
+            return DeviceHistory()
         series = self.series
         return DeviceHistory(
             time_ms=tuple(self.times(rec)),
