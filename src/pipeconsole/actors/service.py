@@ -397,6 +397,10 @@ class DispatchService:
         devices and the broker idle meanwhile). One slice per turn of the loop interleaves
         intake with execution."""
         queued = self._intake
+        if self._stopping:  # not committed: whoever owns the partitions next reads them
+            queued.clear()
+            self._intake_scheduled = False
+            return
         offsets = self.offsets
         for _ in range(min(_INTAKE_SLICE, len(queued))):
             po, r = queued.popleft()
