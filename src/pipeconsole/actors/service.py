@@ -11,8 +11,9 @@ Threads and the loop::
 HTTP goes through aiohttp sessions (:mod:`.http`), events through the service's own producer
 (:mod:`.publish`). Shutdown is bounded whatever the broker does (see :meth:`DispatchService.run`).
 
-On the loop, a record of device-request-v1 is decoded and validated
-(:mod:`.requests` has the lifecycle), becomes a :class:`~.actor.Job` of its device's
+On the loop, records queue for intake and are handled 64 per turn of the loop, so that a burst
+of intake never holds up the attempts already running. A record of device-request-v1 is decoded
+and validated (:mod:`.requests` has the lifecycle), becomes a :class:`~.actor.Job` of its device's
 :class:`~.actor.DeviceActor` and waits in the shared :class:`~.scheduler.Scheduler`; health
 checks are entries of the same scheduler. Every record's offset is done only when its final
 outcome (or its dead letter and REJECTED response) is acknowledged; a commit task commits each
