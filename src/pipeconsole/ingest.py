@@ -247,7 +247,7 @@ class Ingest:
             return False
         self.model.set_connection(True)
         # The first snapshot waits a period like any other: a backlog is read first (at 10k
-        # devices a snapshot costs ~0.5 s); the UI says "waiting for the first snapshot".
+        # devices a snapshot costs 0.2-0.4 s); the UI says "waiting for the first snapshot".
         self._last_post = time.monotonic()
         return True
 

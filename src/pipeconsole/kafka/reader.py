@@ -12,13 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from confluent_kafka import (
-    OFFSET_BEGINNING,
-    OFFSET_END,
-    Consumer,
-    KafkaException,
-    TopicPartition,
-)
+from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
 
 from pipeconsole.config import Profile
 from pipeconsole.kafka.client import client_settings, outside_a_group
@@ -345,8 +339,9 @@ def _survivors(msgs: list[Any], topic: str, replaceable: Callable[[bytes], bool]
 
     One pass, from the newest record back: the first record of a key met is its latest. A
     backlog batch is ~90 % superseded heartbeats, most of them skipped after three C calls
-    (key, topic, value). One pass touching each message once beats several C-level ``map``
-    passes here: the messages of a batch span ~50 MB, and each pass pays the cache misses.
+    (key, topic, value). One pass touching each message once measured faster than several
+    C-level ``map`` passes (keys, topics, errors, then ``dict(zip(...))``): each pass over
+    100k messages (~50 MB) pays the cache misses again.
     """
     seen: set[bytes] = set()
     add = seen.add
