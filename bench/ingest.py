@@ -26,6 +26,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 
+from pipeconsole.aio import settle_gc
 from pipeconsole.config import Profile, Topics
 from pipeconsole.ingest import Ingest, IngestOptions
 from pipeconsole.kafka.admin import ensure_topics
@@ -143,6 +144,9 @@ def main() -> None:
         help="records per poll of (b) (read in 10k consume() calls, as (a) at its best)",
     )
     args = ap.parse_args()
+    # The console's process settings (``pipeconsole console``, ``status`` and the demo call the
+    # same function at start-up): for (a) and (b) alike.
+    settle_gc()
     broker = None
     if args.bootstrap is None:
         from pipeconsole.broker import EmbeddedBroker

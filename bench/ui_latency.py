@@ -22,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from pipeconsole.aio import settle_gc
 from pipeconsole.config import Profile
 from pipeconsole.model import Model, pipeline
 from pipeconsole.model.fixtures import added, downstream_of, state
@@ -124,6 +125,7 @@ def main() -> None:
     ap.add_argument("--devices", type=int, default=2_000)
     ap.add_argument("--presses", type=int, default=200)
     args = ap.parse_args()
+    settle_gc()  # as `pipeconsole console` does before the app runs
     r = asyncio.run(measure(args.devices, args.rate, args.presses))
     print(
         f"devices {r['devices']}  ingest {r['ingest_rate']:,.0f} msg/s"

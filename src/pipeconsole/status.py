@@ -104,8 +104,10 @@ def status(
     window_s: float | None,
 ) -> None:
     """Fleet, incidents, bottlenecks, lag and at-risk requests; non-zero exit on SLO breach."""
+    from pipeconsole import aio
     from pipeconsole.ingest import Ingest, IngestOptions
 
+    aio.settle_gc()
     ingest = Ingest(
         profile,
         options=IngestOptions(

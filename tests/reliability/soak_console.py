@@ -17,6 +17,7 @@ import sys
 import time
 from typing import Any
 
+from pipeconsole.aio import settle_gc
 from pipeconsole.config import load_config
 from pipeconsole.ui.factory import build_app
 from pipeconsole.ui.frames import FrameClock, percentile
@@ -59,4 +60,5 @@ async def run(seconds: float) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
+    settle_gc()  # as `pipeconsole console` does before the app runs
     print(json.dumps(asyncio.run(run(float(sys.argv[1])))), flush=True)

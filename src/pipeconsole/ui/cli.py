@@ -24,6 +24,9 @@ def run_app(app: PipeConsoleApp) -> None:
     saved = [h for h in root.handlers if isinstance(h, logging.StreamHandler)]
     for h in saved:
         root.removeHandler(h)
+    from pipeconsole import aio
+
+    aio.settle_gc()
     try:
         app.run()
     finally:
@@ -35,8 +38,10 @@ def run_script(
     profile: Profile, script: Path, out: Path, extra: dict[str, object] | None = None
 ) -> int:
     """A headless scripted run (``--headless``); prints the verdict, returns the exit status."""
+    from pipeconsole import aio
     from pipeconsole.ui.headless import run_headless
 
+    aio.settle_gc()
     run = run_headless(profile, script, out, extra_report=extra)
     click.echo(f"{run.result}: {len(run.steps)} steps, report {out / 'report.json'}")
     if run.reason:
