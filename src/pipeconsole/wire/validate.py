@@ -342,15 +342,6 @@ def _check_uri(uri: str, limits: Limits, errors: _Errors) -> None:
         return
     path, _, query = uri.partition("?")
     plain = _URI_FAST.fullmatch(uri) is not None
-    if plain and "%" not in uri:
-        # Allowed characters only and nothing percent-encoded: no segment can decode to a
-        # control character, a separator or another escape; only '..' is left to refuse.
-        if ".." in path:
-            for number, segment in enumerate(path.split("/")):
-                if segment == "..":
-                    bad("not_allowed", f"'..' segment {number} could escape the device's root")
-                    return
-        return
     for pos, ch in enumerate(uri if not plain else ""):
         if ch == "#":
             bad("not_allowed", f"fragment at position {pos}: fragments are never sent")
@@ -361,6 +352,9 @@ def _check_uri(uri: str, limits: Limits, errors: _Errors) -> None:
                 f"{_describe(ch)} at position {pos} is not allowed in a URI (percent-encode it)",
             )
             return
+    # Allowed characters only and nothing percent-encoded (most URIs): nothing can decode to a
+    # control character, a separator or another escape, so only '..' segments are looked for.
+    decode = not plain or "%" in uri
     for pos, ch in enumerate(uri if "%" in uri else ""):
         pair = uri[pos + 1 : pos + 3]
         if ch == "%" and (len(pair) < 2 or pair[0] not in _HEX or pair[1] not in _HEX):
@@ -370,15 +364,15 @@ def _check_uri(uri: str, limits: Limits, errors: _Errors) -> None:
                 f"(got {_show(uri[pos : pos + 3])}) in {_show(uri)}",
             )
             return
-    for number, segment in enumerate(path.split("/")):
-        raw = unquote_to_bytes(segment)
-        if b"%" in raw and re.search(rb"%[0-9A-Fa-f]{2}", raw):
+    for number, segment in enumerate(path.split("/") if decode or ".." in path else ()):
+        raw = unquote_to_bytes(segment) if decode else segment.encode()
+        if decode and b"%" in raw and re.search(rb"%[0-9A-Fa-f]{2}", raw):
             bad(
                 "grammar",
                 f"double percent-encoding in segment {_show(segment)} (it decodes to another %XX)",
             )
             return
-        if any(b < 0x20 or b == 0x7F for b in raw):
+        if decode and any(b < 0x20 or b == 0x7F for b in raw):
             bad("grammar", f"segment {_show(segment)} decodes to a control character")
             return
         if (b"/" in raw or b"\\" in raw) and "%" in segment:
@@ -387,7 +381,7 @@ def _check_uri(uri: str, limits: Limits, errors: _Errors) -> None:
         if raw == b"..":
             bad("not_allowed", f"'..' segment {number} could escape the device's root")
             return
-    if query:
+    if query and decode:
         raw_query = unquote_to_bytes(query)
         if any(b < 0x20 or b == 0x7F for b in raw_query):
             bad("grammar", "the query decodes to a control character")
