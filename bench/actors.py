@@ -177,9 +177,6 @@ class CommitWatch:
             raise SystemExit(f"the requests did not finish within {limit_s:.0f} s")
         time.sleep(0.2)
 
-    def close(self) -> None:
-        pass
-
 
 def _peak_rss_mb(pid: int) -> float:
     with open(f"/proc/{pid}/status") as f:
@@ -345,14 +342,15 @@ def main() -> None:
                     while (done := watch.committed()) < watch.target:
                         watch.idle(300, t0)
                     per_request = {
-                        k: round((cpu_seconds(p) - cpu_started[k]) / (done - started) * 1000, 3)
+                        k: round(
+                            (cpu_seconds(p) - cpu_started[k]) / max(1, done - started) * 1000, 3
+                        )
                         for k, p in pids.items()
                     }
                     wall = time.monotonic() - t0
                     cpu = {k: round(cpu_seconds(p) - cpu0[k], 2) for k, p in pids.items()}
                     total1, stolen1 = cpu_totals()
                     steal = (stolen1 - stolen0) / max(1.0, total1 - total0)
-                    watch.close()
                     peak_rss_mb = _peak_rss_mb(proc.pid)
                     responses = Responses(profile)
                     ids = {r.request_id for r in reqs}
