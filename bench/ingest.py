@@ -1,16 +1,22 @@
 """Ingest benchmark: raw confluent-kafka consume vs the model's ingest of the same data.
 
-    python bench/ingest.py --n 500000 --devices 10000
+    python bench/ingest.py                              # N = 1,800,000, 10,000 devices
+    python bench/ingest.py --n 500000 --devices 2000    # the issue's range: N >= 500k, 2k-10k
 
 1. Starts an embedded broker (or uses ``--bootstrap``) and produces N ServiceStateUnchanged
-   events for ``--devices`` devices (plus their registry entries) onto fresh topics.
+   events for ``--devices`` devices (plus their registry entries) onto fresh topics. The default
+   N is what the console reads at start-up from 10k devices: its 15-minute window
+   (``snapshot_window_s`` 900) of heartbeats every 5 s is 1.8M events.
 2. (a) a raw consume loop: ``Consumer.consume()`` over the state topic, touching each value,
    no decode, at batch sizes 10k and 100k, with client defaults and with the reader's fetch
    settings, each twice; the fastest is the baseline;
    (b) the console's ingest: :class:`pipeconsole.ingest.Ingest` (AssignReader -> decode ->
-   ``Model.apply``) over the same topic, snapshots included at the console's rate (4 Hz).
-3. Prints both rates, their ratio (target >= 0.5) and the RSS after (b) (target <= 300 MB at
-   10k devices).
+   ``Model.apply``) over the same topic, snapshots included at the console's rate (4 Hz), up
+   to and including the first snapshot after the last record; twice, the faster counts (as (a)
+   counts its fastest).
+3. Prints both rates, their ratio (target >= 0.5), the time (b) spent building snapshots (at 10k
+   devices the first complete one, graph analyses included, is ~0.5 s whatever N is) and the RSS
+   with (b)'s model alive (target <= 300 MB at 10k devices).
 
 bench/ sits outside src/, so it may import confluent_kafka directly for the baseline.
 """
@@ -47,12 +53,13 @@ def _topics() -> Topics:
     return replace(base, **names)
 
 
-def produce(profile: Profile, n: int, devices: int) -> float:
+def produce(profile: Profile, n: int, devices: int) -> tuple[float, int]:
+    """Produce the events: (seconds it took, time of the last round in Unix ms)."""
     t = profile.topics
     specs = pipeline(devices)
     down = downstream_of(specs)
-    # The last round lands about now, so the devices are fresh when the model reads them.
-    start = int(time.time() * 1000) - (n // devices) * 5000 + 60_000
+    # Rounds end about now; (b)'s model clock starts at the last round (see model_ingest).
+    start = int(time.time() * 1000) - (n // devices) * 5000
     # One pre-serialized event per device and round; rounds advance time by 5 s.
     t0 = time.perf_counter()
     with ConfirmingProducer(profile, extra={"linger.ms": 20, "batch.size": 1_000_000}) as p:
@@ -77,7 +84,7 @@ def produce(profile: Profile, n: int, devices: int) -> float:
                 sent += 1
             k += 1
         p.flush(300)
-    return time.perf_counter() - t0
+    return time.perf_counter() - t0, start + (k - 1) * 5000
 
 
 RAW_SETTINGS: dict[str, dict[str, Any]] = {
@@ -113,11 +120,34 @@ def raw_consume(profile: Profile, n: int, batch: int, extra: dict[str, Any]) -> 
     return got / dt
 
 
-def model_ingest(profile: Profile, n: int, batch: int) -> tuple[float, int, int]:
+def model_ingest(profile: Profile, n: int, batch: int, last_ms: int) -> tuple[float, float, Any]:
+    """(b) once: (records/s, seconds spent building snapshots, the ingest).
+
+    The model's clock starts at the last round's time and runs at the real rate, so the devices
+    are as fresh as for a console started just after them (producing 1.8M events takes longer
+    than the 15 s after which a device counts as silent), and the analyses see a healthy fleet.
+    """
+    skew = last_ms / 1000 - time.time()
     ingest = Ingest(
-        profile, options=IngestOptions(snapshot_hz=4.0, lag_interval_s=3600, batch=batch)
+        profile,
+        # The window reaches back past the first round whatever N is (fresh topics: this run's).
+        options=IngestOptions(
+            snapshot_hz=4.0, lag_interval_s=3600, batch=batch, window_s=30 * 86400
+        ),
+        clock=lambda: time.time() + skew,
     )
     assert ingest.connect()
+    building = [0.0]
+    build = ingest.model.snapshot
+
+    def timed(**kw: Any) -> Any:
+        t = time.perf_counter()
+        try:
+            return build(**kw)
+        finally:
+            building[0] += time.perf_counter() - t
+
+    ingest.model.snapshot = timed  # type: ignore[method-assign]
     state_topic = profile.topics.state
     t0 = time.perf_counter()
     while True:
@@ -126,15 +156,18 @@ def model_ingest(profile: Profile, n: int, batch: int) -> tuple[float, int, int]
         if tc is not None and tc.consumed + tc.sampled >= n:
             break
     dt = time.perf_counter() - t0
-    snap = ingest.snapshot_now()
     ingest.close()
-    model_ingest.keep = ingest  # type: ignore[attr-defined]  # keep the model alive for RSS
-    return n / dt, snap.fleet.total, snap.fleet.healthy
+    return n / dt, building[0], ingest
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--n", type=int, default=500_000)
+    ap.add_argument("--n", type=int, default=1_800_000)
     ap.add_argument("--devices", type=int, default=10_000)
     ap.add_argument("--bootstrap", default=None)
     ap.add_argument(
@@ -159,7 +192,7 @@ def main() -> None:
     try:
         profile = Profile(name="bench", bootstrap=bootstrap, topics=_topics())
         ensure_topics(profile, profile.topics)
-        dt = produce(profile, args.n, args.devices)
+        dt, last_ms = produce(profile, args.n, args.devices)
         print(f"produced {args.n} state events for {args.devices} devices in {dt:.1f} s")
         # The baseline is the raw loop at its best batch size and settings: a single large
         # consume() waits for fetches to fill it (10k calls are faster), and the reader's fetch
@@ -179,12 +212,23 @@ def main() -> None:
             f"(a) raw confluent-kafka consume : {raw:12,.0f} msgs/s "
             f"(best: {best[0]} settings, batch {best[1]:,d})"
         )
-        rate, total, healthy = model_ingest(profile, args.n, args.batch)
-        sampled = model_ingest.keep.model._topics[profile.topics.state].sampled  # type: ignore[attr-defined]
+        rates = []
+        for run in range(2):
+            rate, building, ingest = model_ingest(profile, args.n, args.batch, last_ms)
+            rates.append((rate, building))
+            if run == 0:
+                rss = rss_mb()  # the first run's model alive (the second's heap is not fresh)
+                snap = ingest.snapshot_now()
+                total, healthy = snap.fleet.total, snap.fleet.healthy
+                sampled = ingest.model._topics[profile.topics.state].sampled
+                del snap
+            del ingest
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        with open("/proc/self/statm") as f:
-            rss_mb = int(f.read().split()[1]) * resource.getpagesize() / 2**20
-        print(f"(b) model ingest (decode+apply) : {rate:12,.0f} msgs/s")
+        rate, building = max(rates)
+        for each, spent in rates:
+            took = f"{args.n / each:6.2f} s, {spent:5.2f} s of it building snapshots"
+            print(f"    model, {took}: {each:12,.0f} msgs/s")
+        print(f"(b) model ingest (decode+apply) : {rate:12,.0f} msgs/s (best of 2)")
         print(f"ratio (b)/(a)                   : {rate / raw:12.2f}   (target >= 0.5)")
         same = raws[("reader's", 10_000)]
         print(f"ratio (b)/(raw, same settings and 10k calls) : {rate / same:5.2f}")
@@ -192,7 +236,7 @@ def main() -> None:
         print(f"ratio (b)/(raw at client defaults)  : {rate / dflt:8.2f}")
         print(f"devices in model                : {total:12,d} ({healthy} healthy)")
         print(f"superseded heartbeats skipped   : {sampled:12,d} (shown as sampled)")
-        print(f"RSS after (b), model alive      : {rss_mb:12.0f} MB (target <= 300 MB)")
+        print(f"RSS with the first (b)'s model   : {rss:12.0f} MB (target <= 300 MB)")
         print(f"peak RSS of the whole run       : {peak_mb:12.0f} MB (includes producing N)")
     finally:
         if broker is not None:

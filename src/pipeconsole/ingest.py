@@ -122,6 +122,13 @@ def decode_batch(
 _BACKLOG = 10_000
 """Records known to be waiting after a batch (``AssignReader.behind``) that make a backlog."""
 
+_GATHER_MIN_S, _GATHER_MAX_S = 1.0, 3.0
+"""Shortest and longest time one poll gathers while a backlog is read (:meth:`Ingest.step`)."""
+
+_NEARLY_CAUGHT_UP_S = 1.0
+"""While a backlog is read, a snapshot due when the rest would be read within this long (at the
+rate just measured) waits for the rest: the analysed snapshot that follows replaces it."""
+
 _UNCHANGED_TAG = 0x12
 """First byte of a serialized ``StateEvent`` whose oneof is ``unchanged`` (field 2, wire type 2)."""
 
@@ -201,6 +208,8 @@ class Ingest:
         self._reader: Any = None
         self._snapshot_cost = 0.0
         """Seconds the last snapshot took to build."""
+        self._backlog = False
+        """The last step read a backlog."""
         self._last_post = 0.0
         self.caught_up = threading.Event()
         """Set once the backlog present at connection time has been read."""
@@ -275,16 +284,22 @@ class Ingest:
         reader = self._reader
         before = getattr(reader, "superseded", None)
         skipped = 0
+        started = time.monotonic()
         if before is None:  # an injected reader without the supersede option
             records = reader.poll_batch(self.options.batch, timeout)
         else:
             state = self.profile.topics.state
             records = reader.poll_batch(
-                self.options.batch, timeout, supersede=(state, is_heartbeat)
+                self.options.batch,
+                timeout,
+                supersede=(state, is_heartbeat),
+                gather_s=self._gather_s(started),
+                stop=self._stop,
             )
             skipped = reader.superseded - before
             if skipped:
                 self.model.sampled(state, skipped)
+        read_s = time.monotonic() - started
         if records:
             self.fold(records)
         elif not self.caught_up.is_set():
@@ -292,11 +307,24 @@ class Ingest:
         # A backlog (a full batch, or records known to be waiting): snapshot at most at 1 Hz,
         # without the graph analyses, until caught up, so reading wins.
         behind = getattr(reader, "behind", None)
-        backlog = len(records) + skipped >= self.options.batch or (
-            behind is not None and behind() >= _BACKLOG
-        )
-        self._post(slow=backlog)
+        waiting = behind() if behind is not None else 0
+        got = len(records) + skipped
+        backlog = got >= self.options.batch or waiting >= _BACKLOG
+        self._backlog = backlog
+        # Nearly caught up: the rest takes less than a second to read, and a snapshot of the
+        # half-read fleet would only delay the complete, analysed one that follows.
+        nearly = backlog and got > 0 and waiting * read_s < _NEARLY_CAUGHT_UP_S * got
+        self._post(slow=backlog, hold=nearly)
         return len(records)
+
+    def _gather_s(self, now: float) -> float:
+        """How long the next poll may gather a backlog: until the next snapshot is due (its
+        survivors are folded in once per snapshot, not once a second: at 10k devices a fold of
+        one heartbeat per device costs ~0.2 s), between ``_GATHER_MIN_S`` and ``_GATHER_MAX_S``."""
+        if not self._backlog:
+            return _GATHER_MIN_S
+        due = self._last_post + self._period(slow=True) - now
+        return min(_GATHER_MAX_S, max(_GATHER_MIN_S, due))
 
     def fold(self, records: list[Record]) -> None:
         """Decode ``records`` and apply them to the model (counts per topic included)."""
@@ -311,16 +339,22 @@ class Ingest:
             model.consumed(topic, n)
         model.apply(decode_batch(records, self.types, fast_topics=self.fast_topics))
 
-    def _post(self, force: bool = False, slow: bool = False) -> None:
-        now = time.monotonic()
+    def _period(self, slow: bool) -> float:
         period = (
             max(1.0, 1.0 / self.options.snapshot_hz) if slow else 1.0 / self.options.snapshot_hz
         )
         # Building a snapshot of a big fleet takes a while; never let it take more than about
         # a tenth of the reader's time (a twentieth while reading a backlog), so reading keeps
         # up whatever the fleet size.
-        period = max(period, (19.0 if slow else 9.0) * self._snapshot_cost)
-        if not force and now - self._last_post < period:
+        return max(period, (19.0 if slow else 9.0) * self._snapshot_cost)
+
+    def _post(self, force: bool = False, slow: bool = False, hold: bool = False) -> None:
+        """Post a snapshot if one is due. ``hold``: nearly caught up on a backlog, so a due
+        snapshot waits for the rest, unless it is already a period late."""
+        now = time.monotonic()
+        period = self._period(slow)
+        since = now - self._last_post
+        if not force and (since < period or (hold and since < 2 * period)):
             return
         self._last_post = now
         # While a backlog is read the graph analyses wait (root causes of a half-read backlog

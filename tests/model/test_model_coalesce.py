@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -156,6 +157,83 @@ def test_snapshots_of_a_backlog_leave_the_graph_analysis_pending(profile: Profil
     ingest.step()  # a partial batch: caught up, the analyses run
     snap = ingest.latest
     assert snap is not None and snap.graph.computed_ms > 0 and len(snap.graph.nodes) == 6
+
+
+class _GatheringReader(_BacklogReader):
+    """A reader with the supersede option: notes how long each poll may gather, and says how
+    many records are still waiting (``waiting``, set by the test)."""
+
+    def __init__(self, profile: Profile, *args: Any) -> None:
+        super().__init__(profile, *args)
+        self.superseded = 0
+        self.waiting = 0
+        self.gathers: list[float] = []
+        self.batches = [self.batches[0]] * 4 + [self.batches[1]]
+
+    def poll_batch(  # type: ignore[override]
+        self, max_records: int, timeout: float, **options: Any
+    ) -> list[Record]:
+        self.gathers.append(options["gather_s"])
+        assert options["stop"] is not None
+        return super().poll_batch(max_records, timeout)
+
+    def behind(self) -> int:
+        return self.waiting
+
+
+def _gathering_ingest(profile: Profile) -> tuple[Ingest, _GatheringReader]:
+    ingest = Ingest(
+        profile,
+        options=IngestOptions(batch=12, lag_interval_s=3600, snapshot_hz=4),
+        reader_factory=_GatheringReader,
+    )
+    assert ingest.connect()
+    reader = ingest._reader
+    assert isinstance(reader, _GatheringReader)
+    return ingest, reader
+
+
+def test_a_backlog_is_gathered_until_the_next_snapshot_is_due(profile: Profile) -> None:
+    """Live traffic gathers for at most a second; a backlog, until the next snapshot is due
+    (its survivors folded in once per snapshot), within [1 s, 3 s]."""
+    ingest, reader = _gathering_ingest(profile)
+    reader.waiting = 10**9
+    ingest.step()  # nothing known yet: a second
+    ingest._snapshot_cost = 0.5  # a backlog snapshot is due every 19 x 0.5 s
+    ingest._last_post = time.monotonic()
+    ingest.step()  # a backlog: up to the longest gather
+    ingest._snapshot_cost = 0.0  # due every second
+    ingest._last_post = time.monotonic() - 0.5
+    ingest.step()  # due within the second: the shortest gather
+    assert reader.gathers[0] == 1.0
+    assert reader.gathers[1] == 3.0
+    assert reader.gathers[2] == 1.0
+    reader.waiting = 0
+    reader.batches = [reader.batches[-1]]  # a partial batch: caught up
+    ingest.step()
+    ingest.step()
+    assert reader.gathers[4] == 1.0  # live again
+
+
+def test_a_snapshot_due_just_before_the_backlog_ends_waits_for_the_rest(
+    profile: Profile,
+) -> None:
+    """Nearly caught up (the rest reads within a second), a due backlog snapshot waits for the
+    complete, analysed one; but never more than one period."""
+    ingest, reader = _gathering_ingest(profile)
+    reader.waiting = 1  # a full batch read, one record left: read in no time
+    ingest._last_post = time.monotonic() - 1.5  # due (a backlog snapshot period is 1 s)
+    ingest.step()
+    assert ingest.latest is None  # held
+    ingest._last_post = time.monotonic() - 2.5  # a period late
+    ingest.step()
+    assert ingest.latest is not None
+    posted = ingest.latest
+    reader.waiting = 10**12  # far behind: the rest takes a while
+    ingest._last_post = time.monotonic() - 1.5
+    ingest.step()
+    assert ingest.latest is not posted  # not held
+    assert ingest.latest is not None and ingest.latest.graph.computed_ms == 0  # a backlog's
 
 
 def test_a_big_batch_drops_superseded_heartbeats_while_it_is_gathered(

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import os
 import tracemalloc
+from typing import Any
+from unittest.mock import patch
 
 import pytest
 from conftest import nested_node, valid_request
 from google.protobuf.internal import api_implementation
+from google.protobuf.message import Message
+from google.protobuf.struct_pb2 import Struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from pipeconsole.model import pipeline
+from pipeconsole.model.fixtures import added, state
+from pipeconsole.wire import codec
 from pipeconsole.wire.codec import (
     DEFAULT_MAX_DEPTH,
     DecodeFailure,
@@ -22,7 +29,9 @@ from pipeconsole.wire.codec import (
     encode,
 )
 from pipeconsole.wire.gen.device_request_pb2 import CancelRequest, DeviceRequest
+from pipeconsole.wire.gen.device_response_pb2 import DeviceResponse
 from pipeconsole.wire.gen.device_state_pb2 import StateEvent
+from pipeconsole.wire.gen.registry_pb2 import RegistryEvent
 
 SEED_BOMB = bytes([8, 1, 18, 3, 65, 66, 67]) + bytes([99]) * 20_000
 
@@ -275,3 +284,82 @@ def test_mutated_valid_requests_never_raise(data: st.DataObject) -> None:
     cut = data.draw(st.integers(0, len(good)))
     result = decode(DeviceRequest, bytes(good[:cut]))
     assert isinstance(result, DeviceRequest | DecodeFailure)
+
+
+def _full_check(msg_type: type[Any], data: bytes, allow_unknown: bool) -> object:
+    """What ``decode`` answers with the schema walk on every payload (no plain fast path)."""
+    with patch.object(codec, "_plain", lambda *_: False):
+        return decode(msg_type, data, allow_unknown=allow_unknown)
+
+
+def _same(a: object, b: object) -> bool:
+    if isinstance(a, DecodeFailure) or isinstance(b, DecodeFailure):
+        return a == b
+    assert isinstance(a, Message) and isinstance(b, Message)
+    return type(a) is type(b) and a.SerializeToString(deterministic=True) == b.SerializeToString(
+        deterministic=True
+    )
+
+
+_PLAIN_TYPES = [RegistryEvent, DeviceRequest, StateEvent, DeviceResponse]
+
+
+@settings(max_examples=400, deadline=None, database=None)
+@given(
+    st.sampled_from(_PLAIN_TYPES),
+    st.text(max_size=20),
+    st.binary(max_size=24),
+    st.booleans(),
+    st.booleans(),
+)
+def test_the_plain_fast_path_answers_as_the_full_check(
+    msg_type: type[Any], text: str, tail: bytes, mutate: bool, allow_unknown: bool
+) -> None:
+    """A payload is judged plain (no unknown field anywhere, a schema of bounded depth) without
+    the walk: the answer is the walk's, for valid messages with anything appended (unknown
+    fields, duplicates, wrong wire types, garbage) or bytes flipped."""
+    valid = {
+        RegistryEvent: lambda: added(pipeline(4)[1], f"http://h/{text}", name=text),
+        DeviceRequest: valid_request,
+        StateEvent: lambda: state(text or "d", 5, upstream=["u"], checks=[("c", "FAILING", text)]),
+        DeviceResponse: lambda: DeviceResponse(request_id=text, device_id="d"),
+    }[msg_type]()
+    data = valid.SerializeToString() + tail
+    if mutate and data:
+        data = bytes([data[0] ^ 0x08]) + data[1:]
+    got = decode(msg_type, data, allow_unknown=allow_unknown)
+    assert _same(got, _full_check(msg_type, data, allow_unknown))
+
+
+@pytest.mark.skipif(not codec._UPB, reason="the plain fast path is upb's")
+def test_a_plain_payload_skips_the_walk_and_one_with_extras_does_not() -> None:
+    data = valid_request().SerializeToString()
+    assert codec._plain(DeviceRequest.FromString(data), DEFAULT_MAX_DEPTH)
+    # A default value written out (misfire_strategy = 0): longer than protobuf writes it, but
+    # nothing unknown: plain, and the same answer as the walk's.
+    longer = data + varint((11 << 3) | 0) + b"\x00"
+    assert codec._plain(DeviceRequest.FromString(longer), DEFAULT_MAX_DEPTH)
+    assert _same(decode(DeviceRequest, longer), _full_check(DeviceRequest, longer, False))
+    # An unknown field: dropped by the check, so decode parses again and the walk sees it.
+    extra = data + varint((99 << 3) | 0) + b"\x01"
+    assert not codec._plain(DeviceRequest.FromString(extra), DEFAULT_MAX_DEPTH)
+    assert failure(decode(DeviceRequest, extra)).code == "unknown_fields"
+    assert isinstance(decode(DeviceRequest, extra, allow_unknown=True), DeviceRequest)
+    # A recursive schema has no depth bound: always walked.
+    assert codec._schema_depth(Struct.DESCRIPTOR) is None
+    assert not codec._plain(Struct(), DEFAULT_MAX_DEPTH)
+
+
+def test_a_short_encoding_cannot_hide_a_wrong_typed_schedule_time() -> None:
+    """A known field written shorter than protobuf writes it (a negative enum in 5 bytes, 10
+    when re-serialized) must not cover for a schedule_time sent as a varint of the same size:
+    that one would read as "" = now."""
+    req = valid_request()
+    req.ClearField("schedule_time")
+    short_enum = varint((11 << 3) | 0) + b"\xff\xff\xff\xff\x0f"  # misfire_strategy = -1
+    wrong = varint((10 << 3) | 0) + b"\x81\x80\x80\x01"  # schedule_time as a 5-byte varint
+    data = req.SerializeToString() + short_enum + wrong
+    known = DeviceRequest.FromString(data)
+    known.DiscardUnknownFields()
+    assert known.ByteSize() == len(data)  # the payload's length alone would not tell
+    assert failure(decode(DeviceRequest, data, allow_unknown=True)).code == "wrong_type"

@@ -6,6 +6,7 @@ disturb the offsets of the device actors' consumer group.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,10 +47,15 @@ _GROUP = 20_000
 """With ``supersede``: messages gathered before superseded ones are dropped, so a big batch
 holds at most about this many messages (plus the survivors) however large it is. Small groups
 also read faster: freed messages are reused by the allocator instead of new pages (100k: 180-210k
-msgs/s into the model, 20k: 230-325k, on the same data)."""
+msgs/s into the model, 20k: 230-325k, on the same data). With many survivors (one per device:
+10k at 10k devices) a group is ``_PER_SURVIVOR`` times the survivors instead, so that the
+survivors, scanned again by every pass, are a small part of what a pass reads."""
+
+_PER_SURVIVOR = 2
 
 _GATHER_S = 1.0
-"""Longest time one :meth:`AssignReader.poll_batch` gathers already-fetched messages."""
+"""Longest time one :meth:`AssignReader.poll_batch` gathers already-fetched messages, unless
+the caller says otherwise (``gather_s``)."""
 
 
 class ReaderError(Exception):
@@ -149,6 +155,8 @@ class AssignReader:
         timeout: float = 0.1,
         *,
         supersede: Supersede | None = None,
+        gather_s: float = _GATHER_S,
+        stop: threading.Event | None = None,
     ) -> list[Record]:
         """Up to ``max_records`` records; empty when none came within ``timeout``.
 
@@ -161,9 +169,12 @@ class AssignReader:
         :attr:`superseded`, never silently lost. Superseded messages are dropped while the
         batch is gathered (every ``_GROUP`` messages), so a large ``max_records`` costs memory
         for the survivors only.
+
+        ``gather_s``: once the first ``consume()`` comes back full (a backlog), how long at most
+        to go on taking what librdkafka has already fetched; ``stop``, once set, ends it early.
         """
         if supersede is None:
-            msgs = self._take(max_records, timeout, None)
+            msgs = self._take(max_records, timeout, None, gather_s, stop)
         else:
             topic, replaceable = supersede
 
@@ -172,7 +183,7 @@ class AssignReader:
                 self.superseded += len(batch) - len(kept)
                 return kept
 
-            msgs = self._take(max_records, timeout, compact)
+            msgs = self._take(max_records, timeout, compact, gather_s, stop)
             if len(msgs) > 1:
                 msgs = compact(msgs)
         out: list[Record] = []
@@ -210,18 +221,23 @@ class AssignReader:
         max_records: int,
         timeout: float,
         compact: Callable[[list[Any]], list[Any]] | None,
+        gather_s: float = _GATHER_S,
+        stop: threading.Event | None = None,
     ) -> list[Any]:
         """Up to ``max_records`` messages: one call that may wait ``timeout``; when it comes back
         full, more calls that take only what librdkafka has already fetched, until none is left
-        or ``_GATHER_S`` has passed. A single ``consume(50_000)`` waits for fetches to fill it
-        and reads 3-4x slower than 10k calls; calls that take what is there never wait.
-        ``compact`` (the supersede pass) runs every ``_GROUP`` messages gathered."""
+        or ``gather_s`` has passed. A single ``consume(50_000)`` waits for fetches to fill it
+        and reads 3-4x slower than 10k calls; calls that take what is there never wait (nor do
+        short waits between them help: the reader then waits on its fetcher, 2x slower).
+        ``compact`` (the supersede pass) runs every ``_GROUP`` messages gathered, or every
+        twice the survivors of the last pass when there are more."""
         consume = self._consumer.consume
         msgs = consume(num_messages=min(max_records, _CHUNK), timeout=timeout)
         read = since = len(msgs)
         if read < _CHUNK:
             return msgs  # live traffic: what came within the timeout
-        deadline = time.monotonic() + _GATHER_S
+        deadline = time.monotonic() + gather_s
+        group = _GROUP
         while read < max_records:
             more = consume(num_messages=min(_CHUNK, max_records - read), timeout=0)
             if not more:
@@ -229,11 +245,12 @@ class AssignReader:
             msgs += more
             read += len(more)
             since += len(more)
-            if since >= _GROUP:
+            if since >= group:
                 since = 0
                 if compact is not None:
                     msgs = compact(msgs)
-                if time.monotonic() > deadline:
+                    group = max(_GROUP, _PER_SURVIVOR * len(msgs))
+                if time.monotonic() > deadline or (stop is not None and stop.is_set()):
                     break
         return msgs
 

@@ -147,15 +147,21 @@ class Topology:
         g.add_nodes_from(self.fleet.devices)
         g.add_edges_from(edges)
         self.graph = g
-        acyclic = nx.is_directed_acyclic_graph(g)
         # A healthy pipeline is a DAG: it is its own condensation (every node a component of
-        # one), which saves the strongly-connected-components pass (a third of a rebuild).
-        cond: Any = g if acyclic else nx.condensation(g)
-        mapping = {d: d for d in g} if acyclic else cond.graph["mapping"]
-        gen_of: dict[int, int] = {}
-        for i, generation in enumerate(nx.topological_generations(cond)):
-            for c in generation:
-                gen_of[c] = i
+        # one), which saves the strongly-connected-components pass (a third of a rebuild). The
+        # generations say whether it is one (a cycle raises), so no separate acyclicity pass.
+        cond: Any = g
+        mapping: dict[Any, Any]
+        try:
+            generations = [list(gen) for gen in nx.topological_generations(g)]
+            acyclic = True
+            mapping = {d: d for d in g}
+        except nx.NetworkXUnfeasible:
+            acyclic = False
+            cond = nx.condensation(g)
+            mapping = cond.graph["mapping"]
+            generations = [list(gen) for gen in nx.topological_generations(cond)]
+        gen_of = {c: i for i, gen in enumerate(generations) for c in gen}
         by_layer: dict[int, list[str]] = {}
         for node in g:
             by_layer.setdefault(gen_of[mapping[node]], []).append(node)
@@ -194,7 +200,9 @@ class Topology:
         for d, c in members.items():
             member_bits[c] = member_bits.get(c, 0) | (1 << index[d])
         below: dict[int, int] = {}
-        for c in reversed(list(nx.topological_sort(cond))):
+        # Generation after generation is a topological order: walked backwards, every
+        # successor comes before its predecessors.
+        for c in reversed([c for gen in generations for c in gen]):
             bits = 0
             for succ in cond.successors(c):
                 bits |= below[succ] | member_bits[succ]
