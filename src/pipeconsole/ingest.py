@@ -122,7 +122,7 @@ def decode_batch(
 _BACKLOG = 10_000
 """Records known to be waiting after a batch (``AssignReader.behind``) that make a backlog."""
 
-_GATHER_MIN_S, _GATHER_MAX_S = 1.0, 3.0
+_GATHER_MIN_S, _GATHER_MAX_S = 1.0, 5.0
 """Shortest and longest time one poll gathers while a backlog is read (:meth:`Ingest.step`)."""
 
 _NEARLY_CAUGHT_UP_S = 1.0
