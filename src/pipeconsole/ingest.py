@@ -320,7 +320,7 @@ class Ingest:
     def _gather_s(self, now: float) -> float:
         """How long the next poll may gather a backlog: until the next snapshot is due (its
         survivors are folded in once per snapshot, not once a second: at 10k devices a fold of
-        one heartbeat per device costs ~0.2 s), between ``_GATHER_MIN_S`` and ``_GATHER_MAX_S``."""
+        one heartbeat per device costs ~0.1 s), between ``_GATHER_MIN_S`` and ``_GATHER_MAX_S``."""
         if not self._backlog:
             return _GATHER_MIN_S
         due = self._last_post + self._period(slow=True) - now

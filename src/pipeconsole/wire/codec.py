@@ -2,12 +2,14 @@
 
 The map:
 
-* ``decode()`` never raises. It refuses empty and oversized payloads, then walks the wire format
-  once under the message's schema (:mod:`pipeconsole.wire.scan`: nesting depth, framing,
-  wire types, UTF-8, unknown fields), then lets the protobuf backend parse, then checks the
-  parsed message for unknown fields (``UnknownFieldSet``, recursively) as a second line.
-  The schema walk makes every failure class the same on both backends (upb and pure Python
-  word and raise their errors differently) and gives the failure a field name.
+* ``decode()`` never raises. It refuses empty and oversized payloads, then lets the protobuf
+  backend parse. When that fails, it walks the wire format under the message's schema
+  (:mod:`pipeconsole.wire.scan`: nesting depth, framing, wire types, UTF-8, unknown fields)
+  to say why: the walk makes every failure class the same on both backends (upb and pure
+  Python word and raise their errors differently) and gives the failure a field name. When it
+  succeeds, it checks the parsed message for nesting and unknown fields (``UnknownFieldSet``,
+  recursively), unless the message is *plain* (no unknown field at all, a schema of bounded
+  depth: ``_plain``).
 * ``encode()`` serializes and then decodes its own output with the same limits, so the
   producer refuses what a consumer could not read (a 150-deep message serializes fine and
   cannot be parsed: a self-made poison pill).
