@@ -224,7 +224,7 @@ def main() -> None:
                 del snap
             del ingest
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        rate, building = max(rates)
+        rate = max(each for each, _spent in rates)
         for each, spent in rates:
             took = f"{args.n / each:6.2f} s, {spent:5.2f} s of it building snapshots"
             print(f"    model, {took}: {each:12,.0f} msgs/s")
