@@ -48,13 +48,20 @@ from pipeconsole.wire.gen import (
     registry_pb2,
 )
 
-__all__ = ["DEFAULT_LAG_GROUP", "Ingest", "IngestOptions", "decode_batch", "message_types"]
+__all__ = [
+    "DEFAULT_LAG_GROUP",
+    "HEARTBEAT_TAG",
+    "Ingest",
+    "IngestOptions",
+    "decode_batch",
+    "message_types",
+]
 
 LOG = logging.getLogger("pipeconsole.ingest")
 
 DEFAULT_LAG_GROUP = "pipeconsole-dispatch"
-"""The device actors' consumer group (`pipeconsole dispatch --group` default)."""
-"""The device actors' consumer group, whose lag the console shows."""
+"""The device actors' consumer group (`pipeconsole dispatch --group` default), whose lag the
+console shows."""
 
 _UPB = api_implementation.Type() == "upb"
 
@@ -129,8 +136,9 @@ _NEARLY_CAUGHT_UP_S = 1.0
 """While a backlog is read, a snapshot due when the rest would be read within this long (at the
 rate just measured) waits for the rest: the analysed snapshot that follows replaces it."""
 
-_UNCHANGED_TAG = 0x12
-"""First byte of a serialized ``StateEvent`` whose oneof is ``unchanged`` (field 2, wire type 2)."""
+HEARTBEAT_TAG = 0x12
+"""First byte of a serialized ``StateEvent`` whose oneof is ``unchanged`` (field 2, wire type 2):
+the reader's supersede tag for the state topic (see :func:`is_heartbeat`)."""
 
 
 def is_heartbeat(value: bytes) -> bool:
@@ -142,7 +150,7 @@ def is_heartbeat(value: bytes) -> bool:
     Changes (``ServiceStateChanged``), actor statuses and undecodable records are always kept.
     This only bites while catching up on a backlog: live batches rarely repeat a device.
     """
-    return value[0] == _UNCHANGED_TAG
+    return value[0] == HEARTBEAT_TAG
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,7 +300,7 @@ class Ingest:
             records = reader.poll_batch(
                 self.options.batch,
                 timeout,
-                supersede=(state, is_heartbeat),
+                supersede=(state, HEARTBEAT_TAG),
                 gather_s=self._gather_s(started),
                 stop=self._stop,
             )

@@ -6,9 +6,11 @@ import time
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pipeconsole.config import Profile
-from pipeconsole.ingest import Ingest, IngestOptions, is_heartbeat
+from pipeconsole.ingest import HEARTBEAT_TAG, Ingest, IngestOptions, is_heartbeat
 from pipeconsole.kafka import reader as reader_mod
 from pipeconsole.kafka.producer import ConfirmingProducer, wait_all
 from pipeconsole.kafka.reader import AssignReader
@@ -59,7 +61,7 @@ def test_only_the_latest_heartbeat_per_device_is_kept_and_changes_always_are(
             producer.send(topic, b"\x12garbage", key="enc-3", partition=0).result(30)
     with AssignReader(profile, [topic]) as reader:
         # One consume() call gathers all eight records (it waits out its timeout for more).
-        got = reader.poll_batch(100, 2.0, supersede=(topic, is_heartbeat))
+        got = reader.poll_batch(100, 2.0, supersede=(topic, HEARTBEAT_TAG))
     seqs = [
         StateEvent.FromString(r.value).changed.state.seq
         or StateEvent.FromString(r.value).unchanged.state.seq
@@ -104,7 +106,7 @@ def test_one_poll_gathers_several_consume_chunks(
     kept: list[int] = []
     with AssignReader(profile, [topic]) as reader:
         while len(kept) + reader.superseded < len(sent):
-            for r in reader.poll_batch(100, 2.0, supersede=(topic, is_heartbeat)):
+            for r in reader.poll_batch(100, 2.0, supersede=(topic, HEARTBEAT_TAG)):
                 kept.append(r.offset)
     assert reader.superseded > 0
     assert kept == sorted(kept) and len(set(kept)) == len(kept)
@@ -253,7 +255,7 @@ def test_a_big_batch_drops_superseded_heartbeats_while_it_is_gathered(
     got: list[Record] = []
     with AssignReader(profile, [topic]) as reader:
         while len(got) + reader.superseded < len(sent):
-            got += reader.poll_batch(1000, 2.0, supersede=(topic, is_heartbeat))
+            got += reader.poll_batch(1000, 2.0, supersede=(topic, HEARTBEAT_TAG))
         skipped = reader.superseded
     seqs = []
     for r in got:
@@ -279,3 +281,65 @@ def test_the_reader_knows_when_records_are_waiting(profile: Profile) -> None:
         while read < 300:
             read += len(reader.poll_batch(1000, 1.0))
         assert reader.behind() == 0
+
+
+class _Msg:
+    """A consumed message as the supersede pass sees it (pure logic: no broker needed)."""
+
+    def __init__(self, n: int, topic: str, key: bytes | None, value: bytes | None, err: bool):
+        self.n, self._topic, self._key, self._value, self._err = n, topic, key, value, err
+
+    def key(self) -> bytes | None:
+        return self._key
+
+    def topic(self) -> str:
+        return self._topic
+
+    def value(self) -> bytes | None:
+        return self._value
+
+    def error(self) -> object | None:
+        return "broken" if self._err else None
+
+
+def _superseded_naively(msgs: list[_Msg], topic: str, tag: int) -> list[_Msg]:
+    """The rule, spelled out: a heartbeat of ``topic`` goes when a later record of ``topic`` has
+    its key; records with an error neither go nor make others go."""
+    out = []
+    for i, m in enumerate(msgs):
+        v = m.value()
+        if m.topic() == topic and m.key() and v and v[0] == tag and m.error() is None:
+            later = msgs[i + 1 :]
+            if any(x.topic() == topic and x.key() == m.key() and x.error() is None for x in later):
+                continue
+        out.append(m)
+    return out
+
+
+_STATE = "state"
+_messages = st.lists(
+    st.tuples(
+        st.sampled_from([_STATE, _STATE, _STATE, "registry"]),
+        st.sampled_from([b"a", b"b", b"c", b"", None]),
+        st.sampled_from([b"\x12beat", b"\x0achange", b"\x12", b"", None]),
+        st.booleans(),
+    ),
+    max_size=60,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_messages, st.lists(st.integers(1, 20), max_size=8))
+def test_the_supersede_pass_keeps_what_the_rule_keeps_however_the_batch_is_grouped(
+    raw: list[tuple[str, bytes | None, bytes | None, bool]], cuts: list[int]
+) -> None:
+    msgs = [_Msg(n, t, k, v, e) for n, (t, k, v, e) in enumerate(raw)]
+    compactor = reader_mod._Compactor(_STATE, HEARTBEAT_TAG)
+    rest = msgs
+    for cut in cuts:  # gathered group after group, as _take feeds it
+        compactor.add(rest[:cut])
+        rest = rest[cut:]
+    compactor.add(rest)
+    kept = compactor.survivors()
+    assert [m.n for m in kept] == [m.n for m in _superseded_naively(msgs, _STATE, HEARTBEAT_TAG)]
+    assert compactor.dropped == len(msgs) - len(kept)

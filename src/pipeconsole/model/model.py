@@ -237,8 +237,11 @@ class Model:
         kind = ev.WhichOneof("event")
         if kind == "added":
             a = ev.added
-            known = a.device_id in self.fleet.devices and self.fleet.devices[a.device_id].registered
-            if self.fleet.added(a) is None:
+            device_id = a.device_id
+            rec = self.fleet.devices.get(device_id)
+            known = rec is not None and rec.registered
+            rec = self.fleet.added(a)
+            if rec is None:
                 self._drop("devices")
                 return
             self._analysis_dirty = True
@@ -246,8 +249,8 @@ class Model:
                 self.timeline.add(
                     a.time_unix_ms or self._now(),
                     "registry",
-                    a.device_id,
-                    f"added ({a.stage or '?'} {a.kind or 'device'} at {a.base_url})",
+                    device_id,
+                    f"added ({rec.stage or '?'} {rec.kind or 'device'} at {rec.base_url})",
                 )
         elif kind == "removed":
             r = ev.removed

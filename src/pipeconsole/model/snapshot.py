@@ -33,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import enum
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, cast
 
 __all__ = [
     "FINAL_STATES",
@@ -65,6 +65,7 @@ __all__ = [
     "StageNode",
     "TimelineEvent",
     "TopicCounters",
+    "builder",
 ]
 
 
@@ -676,3 +677,48 @@ _PROPERTIES: dict[str, tuple[str, ...]] = {
     "ActorView": ("paused",),
 }
 """Derived values worth having in JSON too."""
+
+
+# --------------------------------------------------------------------------- fast construction
+
+_T = TypeVar("_T")
+
+
+def builder(cls: type[_T]) -> type[_T]:
+    """A fast constructor for the frozen snapshot type ``cls``, for the types the model builds by
+    the thousand per snapshot (device views, graph nodes and edges, check rows, timeline events).
+
+    Why: a frozen dataclass's ``__init__`` sets every field through ``object.__setattr__`` (the
+    class's own ``__setattr__`` refuses). For a :class:`DeviceView` (28 fields, by keyword) that
+    is ~9 us, against ~1.4 us for a mutable slots class with the same fields; at 10k devices the
+    difference is ~80 ms of every complete snapshot.
+
+    How: the builder is a mutable ``slots=True`` dataclass with ``cls``'s fields (names, order,
+    defaults); its ``__post_init__`` turns the new instance into a ``cls``. The two layouts are
+    identical, which is what CPython asks of a ``__class__`` assignment, and from then on the
+    object *is* a ``cls``: frozen, equal to (and hashing like) one built by ``cls(...)``, with
+    its repr. The builder is typed as ``type[cls]`` so that mypy checks each call's arguments
+    against ``cls``'s fields; it is never seen as a type anywhere else.
+    """
+    fields = dataclasses.fields(cast(Any, cls))
+    ns: dict[str, Any] = {
+        "__annotations__": {f.name: f.type for f in fields},
+        "__module__": cls.__module__,
+        "__qualname__": f"builder({cls.__qualname__})",
+    }
+    for f in fields:
+        if f.default is not dataclasses.MISSING:
+            ns[f.name] = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            ns[f.name] = dataclasses.field(default_factory=f.default_factory)
+
+    def __post_init__(self: Any) -> None:
+        self.__class__ = cls
+
+    ns["__post_init__"] = __post_init__
+    made: Any = dataclass(slots=True, eq=False, repr=False)(type(f"_{cls.__name__}Builder", (), ns))
+    if getattr(cls, "__post_init__", None) is not None or made.__slots__ != getattr(
+        cls, "__slots__", None
+    ):
+        raise TypeError(f"{cls.__name__}: not a plain frozen slots dataclass")
+    return cast(type[_T], made)

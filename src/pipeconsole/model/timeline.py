@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections import deque
 
-from pipeconsole.model.snapshot import Severity, TimelineEvent
+from pipeconsole.model.snapshot import Severity, TimelineEvent, builder
 
 __all__ = ["Timeline"]
+
+_Event = builder(TimelineEvent)
+"""Fast constructor: a registry replay adds an event per device."""
 
 
 class Timeline:
@@ -20,7 +23,7 @@ class Timeline:
     ) -> None:
         if len(self._events) == self._events.maxlen:
             self.dropped += 1
-        self._events.append(TimelineEvent(time_ms, kind, subject, text, severity))
+        self._events.append(_Event(time_ms, kind, subject, text, severity))
 
     def newest_first(self, limit: int = 500) -> tuple[TimelineEvent, ...]:
         # Read order is not time order across topics: sort (stable, newest first).

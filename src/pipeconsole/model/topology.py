@@ -47,6 +47,7 @@ from pipeconsole.model.snapshot import (
     StageEdge,
     StageGraph,
     StageNode,
+    builder,
 )
 
 __all__ = ["MAX_CYCLES", "MAX_INCIDENTS", "Analysis", "Topology", "severity"]
@@ -55,6 +56,10 @@ MAX_CYCLES = 20
 MAX_INCIDENTS = 20
 MAX_BOTTLENECKS = 20
 _UPSTREAM, _DOWNSTREAM = 1, 2
+_Node = builder(GraphNode)
+_EdgeView = builder(GraphEdge)
+"""Fast constructors (see :func:`~pipeconsole.model.snapshot.builder`): an analysis builds a
+node per device and a view per edge."""
 
 
 def severity(health: Health) -> int:
@@ -99,18 +104,23 @@ class Topology:
         self.fleet = fleet
         self.graph: Any = nx.DiGraph()
         self._version = -1
-        self._layers: dict[str, tuple[int, int]] = {}
         self._layer_ids: tuple[tuple[str, ...], ...] = ()
         self._islands: tuple[tuple[str, ...], ...] = ()
         self._island_of: dict[str, int] = {}
         self._cycles: tuple[tuple[str, ...], ...] = ()
         self._in_cycle: frozenset[str] = frozenset()
-        self._desc_count: dict[str, int] = {}
+        self._desc_count: dict[str, int] | None = None
+        """Descendants per node; computed on first use after a rebuild (only a fleet with
+        unhealthy devices needs it)."""
+        self._cond: Any = self.graph
+        self._mapping: dict[Any, Any] = {}
+        self._generations: list[list[Any]] = []
 
     # ------------------------------------------------------------------ structure
 
     def _edges(self) -> dict[tuple[str, str], _Edge]:
         edges: dict[tuple[str, str], _Edge] = {}
+        get = edges.get
         for device_id, rec in self.fleet.devices.items():
             st = rec.state
             if st is None:
@@ -120,26 +130,28 @@ class Topology:
                 peer = link.peer_id
                 if not peer:
                     continue
-                if link.direction == _UPSTREAM:
+                direction = link.direction
+                if direction == _UPSTREAM:
                     key = (peer, device_id)
-                elif link.direction == _DOWNSTREAM:
-                    key = (device_id, peer)
-                else:
-                    continue
-                e = edges.get(key)
-                if e is None:
-                    e = edges[key] = _Edge()
-                # The destination's own report of its input queue wins over the source's view.
-                if link.direction == _UPSTREAM:
+                    e = get(key)
+                    if e is None:
+                        e = edges[key] = _Edge()
+                    # The destination's own report of its input queue wins over the source's.
                     e.by_dst = True
-                    e.depth, e.capacity = link.queue_depth, link.queue_capacity
-                    e.rate = link.rate
-                else:
+                    e.depth, e.capacity, e.rate = link.queue_depth, link.queue_capacity, link.rate
+                elif direction == _DOWNSTREAM:
+                    key = (device_id, peer)
+                    e = get(key)
+                    if e is None:
+                        e = edges[key] = _Edge()
                     e.by_src = True
                     if not e.by_dst:
                         e.depth, e.capacity = link.queue_depth, link.queue_capacity
                         e.rate = link.rate
-                e.last_ms = max(e.last_ms, t)
+                else:
+                    continue
+                if t > e.last_ms:
+                    e.last_ms = t
         return edges
 
     def _rebuild(self, edges: dict[tuple[str, str], _Edge]) -> None:
@@ -166,18 +178,15 @@ class Topology:
         for node in g:
             by_layer.setdefault(gen_of[mapping[node]], []).append(node)
         devices = self.fleet.devices
-        layers: dict[str, tuple[int, int]] = {}
-        layer_ids: list[tuple[str, ...]] = []
-        for layer in sorted(by_layer):
-            ids = sorted(
-                by_layer[layer],
-                key=lambda d: (devices[d].stage if d in devices else "~", d),
+        self._layer_ids = tuple(
+            tuple(
+                sorted(
+                    by_layer[layer],
+                    key=lambda d: (devices[d].stage if d in devices else "~", d),
+                )
             )
-            layer_ids.append(tuple(ids))
-            for order, d in enumerate(ids):
-                layers[d] = (layer, order)
-        self._layers = layers
-        self._layer_ids = tuple(layer_ids)
+            for layer in sorted(by_layer)
+        )
         islands = sorted(
             (tuple(sorted(c)) for c in nx.weakly_connected_components(g)),
             key=lambda c: (-len(c), c[0] if c else ""),
@@ -191,10 +200,17 @@ class Topology:
                 tuple(c) for c in itertools.islice(nx.simple_cycles(g), MAX_CYCLES)
             )
         self._in_cycle = frozenset(d for c in self._cycles for d in c)
-        # Descendant counts for every node at once: bitsets (Python ints) OR-ed up the
-        # condensation in reverse topological order. Lets the root-cause ranking preselect by
-        # blast size without one BFS per candidate (a 10k fleet gone silent has ~2k candidates).
-        members = mapping
+        self._cond, self._mapping, self._generations = cond, mapping, generations
+        self._desc_count = None
+
+    def _descendant_counts(self) -> dict[str, int]:
+        """Descendant counts for every node at once: bitsets (Python ints) OR-ed up the
+        condensation in reverse topological order. Lets the root-cause ranking preselect by
+        blast size without one BFS per candidate (a 10k fleet gone silent has ~2k candidates).
+        Cached until the next rebuild; a healthy fleet never asks (a third of a cold rebuild)."""
+        if self._desc_count is not None:
+            return self._desc_count
+        g, cond, members = self.graph, self._cond, self._mapping
         index = {d: i for i, d in enumerate(g)}
         member_bits: dict[int, int] = {}
         for d, c in members.items():
@@ -202,7 +218,7 @@ class Topology:
         below: dict[int, int] = {}
         # Generation after generation is a topological order: walked backwards, every
         # successor comes before its predecessors.
-        for c in reversed([c for gen in generations for c in gen]):
+        for c in reversed([c for gen in self._generations for c in gen]):
             bits = 0
             for succ in cond.successors(c):
                 bits |= below[succ] | member_bits[succ]
@@ -211,6 +227,7 @@ class Topology:
             d: (below[c] | (member_bits[c] & ~(1 << index[d]))).bit_count()
             for d, c in members.items()
         }
+        return self._desc_count
 
     # ------------------------------------------------------------------ analyses
 
@@ -220,31 +237,30 @@ class Topology:
         if self._version != fleet.structure_version or set(edges) != set(self.graph.edges):
             self._rebuild(edges)
             self._version = fleet.structure_version
-        g = self.graph
         devices = fleet.devices
         health: dict[str, Health] = {}
-        stale: dict[str, bool] = {}
-        for d in g:
-            rec = devices.get(d)
-            if rec is None:
-                health[d], stale[d] = Health.UNKNOWN, True
-            else:
-                health[d] = fleet.effective_health(rec, now_ms)
-                stale[d] = fleet.is_stale(rec, now_ms)
-        nodes = tuple(
-            GraphNode(
-                device_id=d,
-                stage=devices[d].stage if d in devices else "",
-                layer=self._layers.get(d, (0, 0))[0],
-                order=self._layers.get(d, (0, 0))[1],
-                health=health[d],
-                stale=stale[d],
-                island=self._island_of.get(d, 0),
-                in_cycle=d in self._in_cycle,
-            )
-            for ids in self._layer_ids
-            for d in ids
-        )
+        status = fleet.health_and_staleness
+        island_of, in_cycle = self._island_of, self._in_cycle
+        nodes: list[GraphNode] = []
+        # ``_layer_ids[layer][order]``: generations are numbered from 0 without gaps, and the
+        # layers hold every node of the graph.
+        for layer, ids in enumerate(self._layer_ids):
+            for order, d in enumerate(ids):
+                rec = devices.get(d)
+                h, stale = (Health.UNKNOWN, True) if rec is None else status(rec, now_ms)
+                health[d] = h
+                nodes.append(
+                    _Node(
+                        device_id=d,
+                        stage="" if rec is None else rec.stage,
+                        layer=layer,
+                        order=order,
+                        health=h,
+                        stale=stale,
+                        island=island_of.get(d, 0),
+                        in_cycle=d in in_cycle,
+                    )
+                )
         stale_ms = fleet.stale_after_ms
         edge_views = []
         for (src, dst), e in sorted(edges.items()):
@@ -256,7 +272,7 @@ class Topology:
             elif now_ms - e.last_ms > stale_ms:
                 reason = f"not reported for {(now_ms - e.last_ms) / 1000:.0f} s"
             edge_views.append(
-                GraphEdge(
+                _EdgeView(
                     src=src,
                     dst=dst,
                     rate=e.rate,
@@ -265,16 +281,19 @@ class Topology:
                     last_seen_ms=e.last_ms,
                     ghost=bool(reason),
                     ghost_reason=reason,
-                    reported_by=tuple(x for x, ok in ((src, e.by_src), (dst, e.by_dst)) if ok),
+                    reported_by=(
+                        (src, dst) if e.by_src and e.by_dst else (src,) if e.by_src else (dst,)
+                    ),
                 )
             )
+        node_views = tuple(nodes)
         view = GraphView(
-            nodes=nodes,
+            nodes=node_views,
             edges=tuple(edge_views),
             layers=self._layer_ids,
             islands=self._islands,
             cycles=self._cycles,
-            stages=self._stages(nodes, edge_views),
+            stages=self._stages(node_views, edge_views),
             computed_ms=now_ms,
         )
         return Analysis(
@@ -299,13 +318,16 @@ class Topology:
         devices = self.fleet.devices
         memo: dict[str, float] = {}
         candidates: list[tuple[int, int, str]] = []
+        desc_count: dict[str, int] | None = None
         for d, h in health.items():
             sev = severity(h)
             if sev == 0 or d not in devices:
                 continue
             if any(severity(health[p]) >= sev for p in g.predecessors(d) if p in devices):
                 continue
-            candidates.append((sev, self._desc_count.get(d, 0), d))
+            if desc_count is None:
+                desc_count = self._descendant_counts()
+            candidates.append((sev, desc_count.get(d, 0), d))
         # Exact radius and weight only for the likeliest (by severity, then blast size).
         candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
         found: list[tuple[float, int, int, str, tuple[str, ...]]] = []
