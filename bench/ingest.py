@@ -15,7 +15,7 @@
    to and including the first snapshot after the last record; twice, the faster counts (as (a)
    counts its fastest).
 3. Prints both rates, their ratio (target >= 0.5), the time (b) spent building snapshots (at 10k
-   devices the first complete one, graph analyses included, is ~0.5 s whatever N is) and the RSS
+   devices the first complete one, graph analyses included, is ~0.4-0.6 s whatever N is) and the RSS
    with (b)'s model alive (target <= 300 MB at 10k devices).
 
 bench/ sits outside src/, so it may import confluent_kafka directly for the baseline.
