@@ -249,9 +249,6 @@ class Fleet:
     def is_stale(self, rec: DeviceRecord, now_ms: int) -> bool:
         return rec.last_seen_ms == 0 or now_ms - rec.last_seen_ms > self.stale_after_ms
 
-    def effective_health(self, rec: DeviceRecord, now_ms: int) -> Health:
-        return self.health_and_staleness(rec, now_ms)[0]
-
     def health_and_staleness(self, rec: DeviceRecord, now_ms: int) -> tuple[Health, bool]:
         """(effective health, stale) at once: the analyses ask both of every device."""
         last = rec.last_seen_ms
