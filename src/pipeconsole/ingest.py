@@ -33,12 +33,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from google.protobuf.internal import api_implementation
-
 from pipeconsole.config import Profile
 from pipeconsole.kafka.records import Record
 from pipeconsole.model import DlqRecord, LagSample, Model, Snapshot, Undecodable
-from pipeconsole.wire.codec import DEFAULT_MAX_BYTES, DecodeFailure, decode
+from pipeconsole.wire.codec import DEFAULT_MAX_BYTES, UPB, DecodeFailure, decode
 from pipeconsole.wire.gen import (
     audit_pb2,
     chaos_pb2,
@@ -62,8 +60,6 @@ LOG = logging.getLogger("pipeconsole.ingest")
 DEFAULT_LAG_GROUP = "pipeconsole-dispatch"
 """The device actors' consumer group (`pipeconsole dispatch --group` default), whose lag the
 console shows."""
-
-_UPB = api_implementation.Type() == "upb"
 
 
 def message_types(profile: Profile) -> dict[str, Any]:
@@ -138,19 +134,13 @@ rate just measured) waits for the rest: the analysed snapshot that follows repla
 
 HEARTBEAT_TAG = 0x12
 """First byte of a serialized ``StateEvent`` whose oneof is ``unchanged`` (field 2, wire type 2):
-the reader's supersede tag for the state topic (see :func:`is_heartbeat`)."""
+the reader's supersede tag for the state topic.
 
-
-def is_heartbeat(value: bytes) -> bool:
-    """True for a serialized ``StateEvent`` whose oneof is ``unchanged``, read from its first byte.
-
-    A ``ServiceStateUnchanged`` says "nothing changed, here are fresh metrics"; when a batch
-    holds a later event of the same device, the earlier heartbeat adds nothing the console shows
-    but a sparkline point, so the reader skips it undecoded and the model counts it as sampled.
-    Changes (``ServiceStateChanged``), actor statuses and undecodable records are always kept.
-    This only bites while catching up on a backlog: live batches rarely repeat a device.
-    """
-    return value[0] == HEARTBEAT_TAG
+A ``ServiceStateUnchanged`` says "nothing changed, here are fresh metrics"; when a batch holds a
+later event of the same device, the earlier heartbeat adds nothing the console shows but a
+sparkline point, so the reader skips it undecoded and the model counts it as sampled. Changes
+(``ServiceStateChanged``), actor statuses and undecodable records are always kept. This only
+bites while catching up on a backlog: live batches rarely repeat a device."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +198,7 @@ class Ingest:
             lag_fn = group_lag
         self._lag_fn = lag_fn
         self.types = message_types(profile)
-        self.fast_topics = frozenset({profile.topics.state}) if _UPB else frozenset()
+        self.fast_topics = frozenset({profile.topics.state}) if UPB else frozenset()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lag_thread: threading.Thread | None = None

@@ -331,7 +331,7 @@ def test_the_plain_fast_path_answers_as_the_full_check(
     assert _same(got, _full_check(msg_type, data, allow_unknown))
 
 
-@pytest.mark.skipif(not codec._UPB, reason="the plain fast path is upb's")
+@pytest.mark.skipif(not codec.UPB, reason="the plain fast path is upb's")
 def test_a_plain_payload_skips_the_walk_and_one_with_extras_does_not() -> None:
     data = valid_request().SerializeToString()
     assert codec._plain(DeviceRequest.FromString(data), DEFAULT_MAX_DEPTH)

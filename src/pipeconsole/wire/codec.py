@@ -35,6 +35,7 @@ from pipeconsole.wire.scan import scan
 __all__ = [
     "DEFAULT_MAX_BYTES",
     "DEFAULT_MAX_DEPTH",
+    "UPB",
     "DecodeFailure",
     "EncodeError",
     "decode",
@@ -42,6 +43,10 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=Message)
+
+UPB: Final = api_implementation.Type() == "upb"
+"""protobuf runs on upb (its C backend): parsing is bounded and fast there, so the console parses
+its high-volume state topic with upb directly, and :func:`decode` takes its plain-payload path."""
 
 DEFAULT_MAX_BYTES: Final = 1_048_576
 """1 MiB: larger payloads are refused before parsing (protobuf itself has no size cap)."""
@@ -144,7 +149,7 @@ def _plain(msg: Message, max_depth: int) -> bool:
     ~2.5 us where the walk takes 9 (a registry event); every payload that is not plain is
     still walked. upb only: the pure-Python backend keeps unknown fields its own way (groups
     among them), so there every payload is walked."""
-    if not _UPB:
+    if not UPB:
         return False
     depth = _schema_depth(cast(Descriptor, msg.DESCRIPTOR))
     if depth is None or depth > max_depth:
@@ -153,8 +158,6 @@ def _plain(msg: Message, max_depth: int) -> bool:
     msg.DiscardUnknownFields()
     return msg.ByteSize() == size
 
-
-_UPB = api_implementation.Type() == "upb"
 
 _SCHEMA_DEPTH: dict[Descriptor, int | None] = {}
 
