@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Static
 from uifixtures import disconnected, healthy, incident, reconnected
 
 from pipeconsole.config import Profile
+from pipeconsole.ui.screens.chaos import ChaosScreen
 from pipeconsole.ui.screens.devices import DevicesScreen
 from pipeconsole.ui.screens.help import HelpScreen
 from pipeconsole.ui.screens.log import LogScreen
@@ -253,3 +254,44 @@ async def test_while_a_backlog_is_read_the_overview_says_the_analyses_are_pendin
         await feed(pilot, analysed)
         assert incidents.option_count == len(analysed.incidents)
         assert str(incidents.get_option_at_index(0).prompt) != first
+
+
+@pytest.mark.parametrize(
+    ("key", "screen"), [("enter", DevicesScreen), ("5", LogScreen), ("6", ChaosScreen)]
+)
+async def test_a_snapshot_that_arrives_while_the_console_quits_is_dropped_not_a_crash(
+    monkeypatch: pytest.MonkeyPatch, key: str, screen: type[object]
+) -> None:
+    """The source thread keeps posting while the app tears its screens down (CI caught this).
+
+    The moment the screen's summary bar is removed, the screen is still on the stack but has
+    lost its widgets; a snapshot, a connection change, a log line and a chaos step arrive
+    exactly then."""
+    from pipeconsole.chaos.runner import Progress
+    from pipeconsole.ui.messages import (
+        ChaosProgressed,
+        ConnectionChanged,
+        LogRecorded,
+        SnapshotReady,
+    )
+    from pipeconsole.ui.widgets.summary_bar import SummaryBar
+
+    snap = incident()
+    posted: list[str] = []
+
+    def arrive_during_teardown(bar: SummaryBar) -> None:
+        app = bar.app
+        app.post_message(SnapshotReady(replace(snap, seq=snap.seq + 1)))
+        app.post_message(ConnectionChanged(False, "broker went away"))
+        app.post_message(LogRecorded(0, "INFO", "source", "late line"))
+        app.post_message(ChaosProgressed(Progress("abort", 1.0, "aborted: the console quit")))
+        posted.append(type(app.screen).__name__)
+
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, snap)
+        await pilot.press(key)  # a drill-down on top of the overview, or the log view
+        await pilot.pause()
+        assert isinstance(app.screen, screen)
+        monkeypatch.setattr(SummaryBar, "on_unmount", arrive_during_teardown, raising=False)
+    assert posted  # the messages really arrived during the teardown

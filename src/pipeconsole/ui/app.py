@@ -31,6 +31,7 @@ from typing import ClassVar
 import httpx
 from textual.app import App
 from textual.binding import BindingType
+from textual.screen import Screen
 from textual.worker import Worker, WorkerState, get_current_worker
 
 from pipeconsole.config import Profile
@@ -303,12 +304,23 @@ class PipeConsoleApp(App[None]):
         if len(self.log_lines) == self.log_lines.maxlen:
             self.log_dropped += 1
         self.log_lines.append(line)
-        screen = self.screen
+        screen = self.drawable_screen()
         if isinstance(screen, LogScreen):
             screen.show_log()
 
+    def drawable_screen(self) -> Screen[object] | None:
+        """The screen to draw on, or None while the console is quitting.
+
+        The source thread, the probes and a chaos run that is being aborted keep posting until
+        the app has closed. While it closes, Textual removes each screen's widgets with the
+        screen still on the stack, so drawing on it would fail to find them; there is nothing
+        to draw for then."""
+        if not self.is_running or not self.screen_stack:
+            return None
+        return self.screen
+
     def _redraw(self) -> None:
-        screen = self.screen
+        screen = self.drawable_screen()
         if isinstance(screen, ConsoleScreen) and self.snapshot is not None:
             with self.batch_update():
                 screen.show_snapshot(self.snapshot)

@@ -101,7 +101,7 @@ class ChaosController:
     def _changed(self) -> None:
         from pipeconsole.ui.screens.chaos import ChaosScreen
 
-        screen = self.app.screen
+        screen = self.app.drawable_screen()
         if isinstance(screen, ChaosScreen):
             screen.show_state()
 
