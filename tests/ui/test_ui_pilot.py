@@ -295,3 +295,31 @@ async def test_a_snapshot_that_arrives_while_the_console_quits_is_dropped_not_a_
         assert isinstance(app.screen, screen)
         monkeypatch.setattr(SummaryBar, "on_unmount", arrive_during_teardown, raising=False)
     assert posted  # the messages really arrived during the teardown
+
+
+@pytest.mark.parametrize("mode", ["log", "chaos", "devices"])
+async def test_what_arrives_before_a_view_is_mounted_is_shown_once_it_is(mode: str) -> None:
+    """A view switched to is the current screen before it has composed its widgets: a log
+    line (librdkafka logs a lot while the broker is away), a snapshot or a chaos step arriving
+    in that window waits for the mount, and is then on screen."""
+    from pipeconsole.chaos.runner import Progress
+    from pipeconsole.ui.messages import ChaosProgressed, SnapshotReady
+    from pipeconsole.ui.widgets.lines import LineList
+
+    snap = incident()
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, snap)
+        switched = app.switch_mode(mode)
+        assert not app.screen.children  # the current screen, not composed yet
+        app.log_line("WARNING", "rdkafka", "a line before the view is mounted")
+        app.on_snapshot_ready(SnapshotReady(replace(snap, seq=snap.seq + 1)))
+        app.on_chaos_progressed(ChaosProgressed(Progress("before", 0.5, "steady state")))
+        await switched
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, (LogScreen, ChaosScreen, DevicesScreen))
+        assert "live" in static_text(screen.query_one("#summary", Static))
+        if isinstance(screen, LogScreen):
+            lines = screen.query_one("#log-console", LineList).items
+            assert any("a line before the view is mounted" in x.text for x in lines)

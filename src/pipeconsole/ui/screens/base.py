@@ -51,6 +51,15 @@ class ConsoleScreen(Screen[None]):
         """False until mounted: a snapshot arriving while a pushed view composes waits."""
 
     @property
+    def drawable(self) -> bool:
+        """Its widgets are there to draw on: mounted (a view switched to or pushed composes
+        after it is already the current screen), and the console is not quitting (Textual then
+        removes the widgets of the screens still on the stack). Messages from the threads
+        (snapshots, log lines, chaos steps) can arrive in either window; the view catches up
+        on mount, and there is nothing to draw for after."""
+        return self._ready and self.app.is_running
+
+    @property
     def console_app(self) -> PipeConsoleApp:
         from pipeconsole.ui.app import PipeConsoleApp
 
@@ -78,6 +87,8 @@ class ConsoleScreen(Screen[None]):
         self.catch_up()
 
     def catch_up(self) -> None:
+        if not self.drawable:
+            return
         snapshot = self.console_app.snapshot
         if snapshot is not None and snapshot.seq != self._shown_seq:
             self.show_snapshot(snapshot)
@@ -86,7 +97,7 @@ class ConsoleScreen(Screen[None]):
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         """Redraw from ``snapshot`` (called by the app for the visible screen)."""
-        if not self._ready:
+        if not self.drawable:
             return  # on_mount catches up
         self._shown_seq = snapshot.seq
         self.query_one(SummaryBar).show(

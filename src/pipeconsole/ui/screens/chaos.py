@@ -224,7 +224,7 @@ class ChaosScreen(ConsoleScreen):
 
     def show_state(self) -> None:
         """Redraw from the controller's state and the latest snapshot."""
-        if not self._ready:
+        if not self.drawable:
             return
         st = self.controller.state
         snapshot = self.console_app.snapshot

@@ -154,6 +154,8 @@ class LogScreen(ConsoleScreen):
         self.show_log()
 
     def show_log(self) -> None:
+        if not self.drawable:
+            return  # on_mount catches up
         lines = self.console_app.log_lines
         f = self.filter
         items = list(reversed(lines))
