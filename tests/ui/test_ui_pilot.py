@@ -265,16 +265,18 @@ async def test_a_snapshot_that_arrives_while_the_console_quits_is_dropped_not_a_
     """The source thread keeps posting while the app tears its screens down (CI caught this).
 
     The moment the screen's summary bar is removed, the screen is still on the stack but has
-    lost its widgets; a snapshot, a connection change, a log line and a chaos step arrive
-    exactly then."""
+    lost its widgets; a snapshot, a connection change, a log line, a chaos step and the result
+    of a request lookup arrive exactly then."""
     from pipeconsole.chaos.runner import Progress
     from pipeconsole.ui.messages import (
         ChaosProgressed,
         ConnectionChanged,
         LogRecorded,
+        RequestFound,
         SnapshotReady,
     )
     from pipeconsole.ui.widgets.summary_bar import SummaryBar
+    from pipeconsole.wire.gen.device_request_pb2 import DeviceRequest
 
     snap = incident()
     posted: list[str] = []
@@ -285,6 +287,8 @@ async def test_a_snapshot_that_arrives_while_the_console_quits_is_dropped_not_a_
         app.post_message(ConnectionChanged(False, "broker went away"))
         app.post_message(LogRecorded(0, "INFO", "source", "late line"))
         app.post_message(ChaosProgressed(Progress("abort", 1.0, "aborted: the console quit")))
+        # "edit and resend" found its original: the form would open on a closing app
+        app.post_message(RequestFound("r-1", DeviceRequest(device_id="transcode-01")))
         posted.append(type(app.screen).__name__)
 
     app = make_app()
