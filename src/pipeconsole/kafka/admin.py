@@ -19,6 +19,7 @@ __all__ = [
     "ensure_topics",
     "group_lag",
     "topic_plan",
+    "transport_reason",
     "wait_ready",
 ]
 
@@ -35,6 +36,27 @@ def _admin(profile: Profile | str, extra: dict[str, Any] | None = None) -> Admin
 
 _FATAL = ("SSL handshake failed", "certificate verify failed", "Authentication failed", "SASL")
 """Transport errors that retrying cannot mend."""
+
+
+def transport_reason(error: str) -> str:
+    """What a fatal transport error from librdkafka means, in words that do not depend on how
+    librdkafka phrased it this time: the same bad certificate comes as "SSL handshake failed:
+    ... certificate verify failed: broker certificate could not be verified ..." or, on some
+    connection attempts, only as "error:0A000086:SSL routines::certificate verify failed (after
+    2ms in state SSL_HANDSHAKE)". Its own text follows, cut to 400 characters."""
+    detail = error[:400]
+    if "certificate verify failed" in error:
+        what = (
+            "SSL handshake failed: certificate verify failed (the broker's certificate is not "
+            "signed by ssl.ca.location's CA, or does not name the host in bootstrap)"
+        )
+    elif "SSL handshake failed" in error:
+        what = "SSL handshake failed"
+    elif "Authentication failed" in error or "SASL" in error:
+        what = "authentication failed (check sasl.mechanism, sasl.username and sasl.password)"
+    else:
+        return detail
+    return f"{what}; librdkafka: {detail}"
 
 
 def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
@@ -55,7 +77,7 @@ def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
         admin.poll(0)
         fatal = next((e for e in errors if any(m in e for m in _FATAL)), None)
         if fatal is not None:  # waiting will not mend a bad certificate or password
-            raise AdminError(f"cluster {last}: {fatal[:400]}")
+            raise AdminError(f"cluster {last}: {transport_reason(fatal)}")
         time.sleep(0.05)
     admin.poll(0)
     why = next((e for e in reversed(errors) if "brokers are down" not in e), "")
