@@ -174,16 +174,18 @@ def test_a_bad_certificate_is_explained_however_librdkafka_words_it(error: str) 
     from pipeconsole.kafka.admin import transport_reason
 
     text = transport_reason(error)
+    assert text is not None
     assert text.startswith("SSL handshake failed: certificate verify failed"), text
     assert "ssl.ca.location" in text and error[:400] in text
 
 
-def test_other_transport_errors_are_explained_or_left_as_they_are() -> None:
+def test_a_bad_password_is_explained_and_errors_that_may_mend_are_not_fatal() -> None:
     from pipeconsole.kafka.admin import transport_reason
 
     sasl = "sasl_plaintext://b:9092/bootstrap: SASL authentication error: Authentication failed"
-    assert transport_reason(sasl).startswith("authentication failed (check sasl.mechanism")
-    assert transport_reason("connection refused" * 100) == ("connection refused" * 100)[:400]
+    text = transport_reason(sasl)
+    assert text is not None and text.startswith("authentication failed (check sasl.mechanism")
+    assert transport_reason("Connect to ipv4#127.0.0.1:9092 failed: Connection refused") is None
 
 
 @pytest.mark.parametrize("case", ["wrong-ca", "hostname-mismatch"])

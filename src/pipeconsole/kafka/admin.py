@@ -34,17 +34,13 @@ def _admin(profile: Profile | str, extra: dict[str, Any] | None = None) -> Admin
     return AdminClient(client_settings(profile, extra))
 
 
-_FATAL = ("SSL handshake failed", "certificate verify failed", "Authentication failed", "SASL")
-"""Transport errors that retrying cannot mend."""
-
-
-def transport_reason(error: str) -> str:
-    """What a fatal transport error from librdkafka means, in words that do not depend on how
-    librdkafka phrased it this time: the same bad certificate comes as "SSL handshake failed:
-    ... certificate verify failed: broker certificate could not be verified ..." or, on some
+def transport_reason(error: str) -> str | None:
+    """What a transport error from librdkafka that retrying cannot mend (a bad certificate or
+    password) means, or None for any other error. In words that do not depend on how librdkafka
+    phrased it this time: the same bad certificate comes as "SSL handshake failed: ...
+    certificate verify failed: broker certificate could not be verified ..." or, on some
     connection attempts, only as "error:0A000086:SSL routines::certificate verify failed (after
     2ms in state SSL_HANDSHAKE)". Its own text follows, cut to 400 characters."""
-    detail = error[:400]
     if "certificate verify failed" in error:
         what = (
             "SSL handshake failed: certificate verify failed (the broker's certificate is not "
@@ -55,8 +51,8 @@ def transport_reason(error: str) -> str:
     elif "Authentication failed" in error or "SASL" in error:
         what = "authentication failed (check sasl.mechanism, sasl.username and sasl.password)"
     else:
-        return detail
-    return f"{what}; librdkafka: {detail}"
+        return None
+    return f"{what}; librdkafka: {error[:400]}"
 
 
 def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
@@ -75,9 +71,9 @@ def wait_ready(profile: Profile | str, timeout: float = 30.0) -> None:
         except KafkaException as exc:
             last = exc.args[0].str()
         admin.poll(0)
-        fatal = next((e for e in errors if any(m in e for m in _FATAL)), None)
+        fatal = next((r for e in errors if (r := transport_reason(e)) is not None), None)
         if fatal is not None:  # waiting will not mend a bad certificate or password
-            raise AdminError(f"cluster {last}: {transport_reason(fatal)}")
+            raise AdminError(f"cluster {last}: {fatal}")
         time.sleep(0.05)
     admin.poll(0)
     why = next((e for e in reversed(errors) if "brokers are down" not in e), "")

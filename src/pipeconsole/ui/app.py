@@ -309,15 +309,10 @@ class PipeConsoleApp(App[None]):
             screen.show_log()
 
     def drawable_screen(self) -> Screen[object] | None:
-        """The screen to draw on, or None while the console is quitting.
-
-        The source thread, the probes and a chaos run that is being aborted keep posting until
-        the app has closed. While it closes, Textual removes each screen's widgets with the
-        screen still on the stack, so drawing on it would fail to find them; there is nothing
-        to draw for then."""
-        if not self.is_running or not self.screen_stack:
-            return None
-        return self.screen
+        """The current screen, or None once quitting has emptied the stack (the threads keep
+        posting until the app has closed). Whether its widgets are there to draw on is the
+        screen's to say: :attr:`ConsoleScreen.drawable`."""
+        return self.screen if self.screen_stack else None
 
     def _redraw(self) -> None:
         screen = self.drawable_screen()
