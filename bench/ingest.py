@@ -9,17 +9,21 @@
    (``snapshot_window_s`` 900) of heartbeats every 5 s is 1.8M events.
 2. (a) a raw consume loop: ``Consumer.consume()`` over the state topic, touching each value,
    no decode, at batch sizes 10k and 100k, with client defaults and with the reader's fetch
-   settings, each twice; the fastest is the baseline;
+   settings, each twice; the fastest variant is the baseline;
    (b) the console's ingest: :class:`pipeconsole.ingest.Ingest` (AssignReader -> decode ->
    ``Model.apply``) over the same topic, snapshots included at the console's rate (4 Hz), up
    to and including the first snapshot, graph analyses included, of every record: the one
    the last step posted, or, when the console's schedule had none due then, one built at once
    (the wait for the schedule is idle time, not ingest; before session 6 such a run ended
-   without it and could count no complete snapshot at all); twice, the faster counts (as (a)
-   counts its fastest).
-3. Prints both rates, their ratio (target >= 0.5), the time (b) spent building snapshots (at 10k
-   devices the first complete one, graph analyses included, is ~0.4-0.6 s whatever N is) and the RSS
-   with (b)'s model alive (target <= 300 MB at 10k devices).
+   without it and could count no complete snapshot at all);
+   then ``--pairs`` (3) interleaved pairs of (a) at the baseline variant and (b): the best of
+   each counts (the machine swings up to 2x between runs, so both sides get as many runs in
+   the same stretch of time).
+3. Prints both rates, their ratio (target >= 0.5), the median ratio of the pairs, the ratio
+   without the time (b) spent building snapshots (at 10k devices the first complete one,
+   graph analyses included, is ~0.4-0.9 s whatever N is), (b) against the fastest raw run of
+   all, and the RSS with (b)'s model alive (target <= 300 MB at 10k devices). ``--trace``
+   adds every poll, fold and snapshot of each (b) run, wall and CPU seconds.
 
 bench/ sits outside src/, so it may import confluent_kafka directly for the baseline.
 """
@@ -124,10 +128,11 @@ def raw_consume(profile: Profile, n: int, batch: int, extra: dict[str, Any]) -> 
 
 
 def model_ingest(
-    profile: Profile, n: int, batch: int, last_ms: int
+    profile: Profile, n: int, batch: int, last_ms: int, trace: list[str] | None = None
 ) -> tuple[float, float, bool, Any]:
     """(b) once: (records/s, seconds spent building snapshots, whether the final snapshot had to
-    be built after the last step, the ingest).
+    be built after the last step, the ingest). ``trace``: gets a line per poll, fold and
+    snapshot (wall and CPU seconds of the reader thread, records).
 
     The model's clock starts at the last round's time and runs at the real rate, so the devices
     are as fresh as for a console started just after them (producing 1.8M events takes longer
@@ -171,10 +176,16 @@ def model_ingest(
     model.snapshot = timed  # type: ignore[method-assign]
     model.analyse = noted  # type: ignore[method-assign]
     ingest.fold = counted  # type: ignore[method-assign]
+    if trace is not None:
+        _trace(ingest, trace)
     state_topic = profile.topics.state
     t0 = time.perf_counter()
     while True:
-        ingest.step(timeout=1.0)
+        # As the console's reader loop (``Ingest.run``) calls it. Until session 7 the bench
+        # passed timeout=1.0: a backlog whose last batch of fewer than 10k records arrived
+        # after a gather then waited a whole second for ``consume()`` to fill (seen: 1.04 s
+        # wall, 0.02 s CPU for the last 3,330 of 500k records), where the console waits 0.1 s.
+        ingest.step()
         tc = model._topics.get(state_topic)
         if tc is not None and tc.consumed + tc.sampled >= n:
             break
@@ -186,6 +197,26 @@ def model_ingest(
     dt = time.perf_counter() - t0
     ingest.close()
     return n / dt, building[0], forced, ingest
+
+
+def _trace(ingest: Ingest, lines: list[str]) -> None:
+    """Note each poll, fold and snapshot of ``ingest`` in ``lines`` (after the bench's own
+    wrappers, so the timing is the same with and without ``--trace`` but for these notes)."""
+    reader, model = ingest._reader, ingest.model
+    poll, fold, build = reader.poll_batch, ingest.fold, model.snapshot
+
+    def timed(what: str, call: Any, *args: Any, **kw: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.thread_time()
+        got = call(*args, **kw)
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+        size = len(args[0]) if what == "fold" else len(got) if what == "poll" else None
+        extra = f"{size:>9,d} records" if size is not None else f"analyse={kw.get('analyse')}"
+        lines.append(f"      {what:8s} {wall:6.3f} s wall {cpu:6.3f} s cpu  {extra}")
+        return got
+
+    reader.poll_batch = lambda *a, **k: timed("poll", poll, *a, **k)
+    ingest.fold = lambda records: timed("fold", fold, records)  # type: ignore[method-assign]
+    model.snapshot = lambda **kw: timed("snapshot", build, **kw)  # type: ignore[method-assign]
 
 
 def rss_mb() -> float:
@@ -203,6 +234,14 @@ def main() -> None:
         type=int,
         default=IngestOptions().batch,
         help="records per poll of (b) (read in 10k consume() calls, as (a) at its best)",
+    )
+    ap.add_argument(
+        "--pairs", type=int, default=3, help="interleaved runs of (a) and (b) (default 3)"
+    )
+    ap.add_argument(
+        "--trace",
+        action="store_true",
+        help="print each poll, fold and snapshot of every (b) run (wall and CPU seconds)",
     )
     args = ap.parse_args()
     # The console's process settings (``pipeconsole console``, ``status`` and the demo call the
@@ -224,8 +263,8 @@ def main() -> None:
         print(f"produced {args.n} state events for {args.devices} devices in {dt:.1f} s")
         # The baseline is the raw loop at its best batch size and settings: a single large
         # consume() waits for fetches to fill it (10k calls are faster), and the reader's fetch
-        # settings speed the raw loop up as much as the model. Each twice, interleaved: the
-        # same loop still swings between runs on this machine.
+        # settings speed the raw loop up as much as the model. First each variant twice,
+        # interleaved, to pick the best one.
         sizes = [10_000, 100_000]
         runs = [(name, b) for name in RAW_SETTINGS for b in sizes]
         raws: dict[tuple[str, int], float] = {}
@@ -233,36 +272,54 @@ def main() -> None:
             got = raw_consume(profile, args.n, key[1], RAW_SETTINGS[key[0]])
             raws[key] = max(raws.get(key, 0.0), got)
         best = max(raws, key=lambda k: raws[k])
-        raw = raws[best]
         for (name, b), r in raws.items():
             print(f"    raw, {name:8s} batch {b:>7,d}: {r:12,.0f} msgs/s (best of 2)")
-        print(
-            f"(a) raw confluent-kafka consume : {raw:12,.0f} msgs/s "
-            f"(best: {best[0]} settings, batch {best[1]:,d})"
-        )
-        rates = []
-        for run in range(2):
-            rate, building, forced, ingest = model_ingest(profile, args.n, args.batch, last_ms)
-            rates.append((rate, building, forced))
+        # Then (a) at that variant and (b) in interleaved pairs: the same loop swings up to 2x
+        # between runs on this machine, and drifts over a minute, so each side gets the same
+        # number of runs in the same stretch of time (before session 7, (a) was the best of 8
+        # runs taken first and (b) the best of 2 taken after: a comparison biased against (b)).
+        pairs: list[tuple[float, float, float, bool]] = []
+        for run in range(args.pairs):
+            a = raw_consume(profile, args.n, best[1], RAW_SETTINGS[best[0]])
+            lines: list[str] | None = [] if args.trace else None
+            rate, building, forced, ingest = model_ingest(
+                profile, args.n, args.batch, last_ms, lines
+            )
+            pairs.append((a, rate, building, forced))
+            if lines is not None:
+                print(f"    (b) run {run + 1}, step by step:", *lines, sep="\n")
             if run == 0:
-                rss = rss_mb()  # the first run's model alive (the second's heap is not fresh)
+                rss = rss_mb()  # the first run's model alive (later heaps are not fresh)
                 snap = ingest.snapshot_now()
                 total, healthy = snap.fleet.total, snap.fleet.healthy
                 sampled = ingest.model._topics[profile.topics.state].sampled
                 del snap
             del ingest
         peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        rate = max(each for each, _spent, _forced in rates)
-        for each, spent, forced in rates:
-            took = f"{args.n / each:6.2f} s, {spent:5.2f} s of it building snapshots"
+        for i, (a, each, spent, forced) in enumerate(pairs, 1):
+            took = f"{args.n / each:5.2f} s, {spent:4.2f} s of it snapshots"
             last = "built after the last step" if forced else "posted by the last step"
-            print(f"    model, {took}: {each:12,.0f} msgs/s (final snapshot {last})")
-        print(f"(b) model ingest (decode+apply) : {rate:12,.0f} msgs/s (best of 2)")
+            print(
+                f"    pair {i}: (a) {a:10,.0f}  (b) {each:10,.0f} msgs/s ({took}; "
+                f"final snapshot {last}): {each / a:.2f}"
+            )
+        raw = max(a for a, *_ in pairs)
+        rate = max(b for _a, b, *_ in pairs)
+        print(
+            f"(a) raw confluent-kafka consume : {raw:12,.0f} msgs/s "
+            f"(best of {args.pairs}; {best[0]} settings, batch {best[1]:,d})"
+        )
+        print(f"(b) model ingest (decode+apply) : {rate:12,.0f} msgs/s (best of {args.pairs})")
         print(f"ratio (b)/(a)                   : {rate / raw:12.2f}   (target >= 0.5)")
-        same = raws[("reader's", 10_000)]
-        print(f"ratio (b)/(raw, same settings and 10k calls) : {rate / same:5.2f}")
-        dflt = max(r for (name, _b), r in raws.items() if name == "defaults")
-        print(f"ratio (b)/(raw at client defaults)  : {rate / dflt:8.2f}")
+        ratios = sorted(b / a for a, b, *_ in pairs)
+        print(f"median ratio of the pairs       : {ratios[len(ratios) // 2]:12.2f}")
+        alone = max(args.n / (args.n / b - spent) for _a, b, spent, _f in pairs)
+        print(
+            f"ratio without building snapshots: {alone / raw:10.2f}   "
+            "(read, decode, apply alone: what snapshots cost)"
+        )
+        fastest = max(raw, *raws.values())
+        print(f"ratio (b)/(fastest raw run of all): {rate / fastest:10.2f}   (the harshest view)")
         print(f"devices in model                : {total:12,d} ({healthy} healthy)")
         print(f"superseded heartbeats skipped   : {sampled:12,d} (shown as sampled)")
         print(f"RSS with the first (b)'s model   : {rss:12.0f} MB (target <= 300 MB)")

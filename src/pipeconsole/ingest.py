@@ -209,8 +209,6 @@ class Ingest:
         self._backlog = False
         """The last step read a backlog."""
         self._last_post = 0.0
-        self.caught_up = threading.Event()
-        """Set once the backlog present at connection time has been read."""
         self.latest: Snapshot | None = None
         """The last snapshot posted (read from any thread: it is immutable)."""
         self.errors = 0
@@ -300,8 +298,6 @@ class Ingest:
         read_s = time.monotonic() - started
         if records:
             self.fold(records)
-        elif not self.caught_up.is_set():
-            self.caught_up.set()
         # A backlog (a full batch, or records known to be waiting): snapshot at most at 1 Hz,
         # without the graph analyses, until caught up, so reading wins.
         behind = getattr(reader, "behind", None)
@@ -314,6 +310,25 @@ class Ingest:
         nearly = backlog and got > 0 and waiting * read_s < _NEARLY_CAUGHT_UP_S * got
         self._post(slow=backlog, hold=nearly)
         return len(records)
+
+    def backlog_read(self) -> bool:
+        """Whether every record there was when first asked has been read (reader thread only):
+        up to each partition's high watermark as its first fetch response reported it (see
+        ``AssignReader.reached_marks``; no broker call). False while it cannot tell yet (not
+        connected, no fetch response yet): the caller's deadline decides then.
+
+        ``pipeconsole status`` waits for it. It used to wait for a poll to come back empty,
+        which a first fetch still on its way also gives (an empty fleet reported healthy),
+        and which a large live fleet's steady traffic may never give.
+        """
+        reader = self._reader
+        if reader is None:
+            return False
+        try:
+            return bool(reader.reached_marks())
+        except Exception as exc:  # e.g. the reader closed under us: ask again after a step
+            LOG.info("cannot tell yet whether the backlog is read: %s", exc)
+            return False
 
     def _gather_s(self, now: float) -> float:
         """How long the next poll may gather a backlog: until the next snapshot is due (its

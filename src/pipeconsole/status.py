@@ -1,13 +1,15 @@
 """``pipeconsole status``: the state model, once, as text or JSON; exit status = the SLO verdict.
 
 It reads like the console does (snapshot then follow, never a group member), waits until the
-backlog is read (and, with ``--wait-for-fleet N``, until N devices have reported), polls the
-device actors' group lag once, and prints the fleet summary, incidents (root-cause candidates
-with their blast radius), bottlenecks, lag and at-risk requests.
+backlog is read (every record below the high watermarks noted as it starts:
+``Ingest.backlog_read``; and, with ``--wait-for-fleet N``, until N devices have reported),
+polls the device actors' group lag once, and prints the fleet summary, incidents (root-cause
+candidates with their blast radius), bottlenecks, lag and at-risk requests.
 
 Exit status: 0 every SLO holds; 1 the cluster could not be read, or the fleet did not show up
-in time; 2 usage; 5 an SLO is breached (``--max-unhealthy``, ``--max-deadline-miss``,
-``--max-lag-seconds``; defaults from the profile's ``[slo]``).
+(or its start-up window was not read) in time; 2 usage; 5 an SLO is breached
+(``--max-unhealthy``, ``--max-deadline-miss``, ``--max-lag-seconds``; defaults from the
+profile's ``[slo]``).
 """
 
 from __future__ import annotations
@@ -126,13 +128,20 @@ def status(
                     f"{sanitize(ingest.model.snapshot().connection.last_error)}"
                 )
             time.sleep(0.2)
+        reported = 0
         while time.monotonic() < deadline:
             ingest.step()
             reported = sum(1 for r in ingest.model.fleet if r.last_seen_ms)
-            if ingest.caught_up.is_set() and reported >= wait_for_fleet:
+            if reported >= wait_for_fleet and ingest.backlog_read():
                 break
         else:
-            problem = f"fleet not seen in {timeout:g} s (wanted {wait_for_fleet} devices)"
+            if reported < wait_for_fleet:
+                problem = (
+                    f"fleet not seen in {timeout:g} s "
+                    f"(wanted {wait_for_fleet} devices, {reported} reported)"
+                )
+            else:
+                problem = f"the start-up window was not read to its end in {timeout:g} s"
         ingest.poll_lag()
         snap = ingest.snapshot_now()
     finally:

@@ -156,6 +156,11 @@ class AssignReader:
         self.partitions = [(tp.topic, tp.partition) for tp in assignment]
         self._starts = {(tp.topic, tp.partition): tp.offset for tp in assignment}
         """Where each partition started: an offset, OFFSET_BEGINNING or OFFSET_END."""
+        self._marks: dict[tuple[str, int], int] | None = None
+        """Partition -> the high watermark it is to be read up to, until it is (None: no marks
+        noted yet; see :meth:`reached_marks`)."""
+        self._unmarked: set[tuple[str, int]] = set()
+        """Partitions whose mark librdkafka's cache does not know yet."""
 
     def poll_batch(
         self,
@@ -272,14 +277,28 @@ class AssignReader:
             elif idle_timeout is not None and time.monotonic() - last > idle_timeout:
                 return
 
-    def watermarks(self, timeout: float = 5.0) -> dict[tuple[str, int], tuple[int, int]]:
-        """(low, high) offsets of every assigned partition."""
+    def watermarks(self, timeout: float = 10.0) -> dict[tuple[str, int], tuple[int, int]]:
+        """(low, high) offsets of every assigned partition: a broker call each, all within
+        ``timeout`` seconds (:class:`ReaderError` says which partition did not answer)."""
+        deadline = time.monotonic() + timeout
         out = {}
         for topic, p in self.partitions:
-            lo, hi = self._consumer.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=timeout, cached=False
-            )
-            out[(topic, p)] = (lo, hi)
+            left = deadline - time.monotonic()
+            try:
+                got = (
+                    self._consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=left, cached=False
+                    )
+                    if left > 0
+                    else None
+                )
+            except KafkaException as exc:
+                raise ReaderError(
+                    f"cannot read the offsets of {topic} [{p}]: {exc.args[0].str()}"
+                ) from None
+            if got is None:  # confluent-kafka's answer to a timeout
+                raise ReaderError(f"the offsets of {topic} [{p}] did not come in {timeout:g} s")
+            out[(topic, p)] = got
         return out
 
     def behind(self) -> int:
@@ -301,6 +320,51 @@ class AssignReader:
             return 0
         return total
 
+    def mark_ends(self, timeout: float = 10.0) -> None:
+        """Note every partition's high watermark now, as the broker says (a call per partition,
+        see :meth:`watermarks`: each may wait behind a fetch in flight, ~0.1 s): the marks
+        :meth:`reached_marks` waits for."""
+        marks = self.watermarks(timeout)
+        self._marks = {k: hi for k, (lo, hi) in marks.items() if not self._settled(k, lo, hi)}
+        self._unmarked = set()
+
+    def reached_marks(self) -> bool:
+        """Whether every record below the marks has been read (superseded and skipped records
+        count as read).
+
+        The marks are the high watermarks :meth:`mark_ends` asked for or, without it, those
+        each partition's first fetch response carried (librdkafka's cache, known ~0.1-0.3 s
+        after the start: no broker call at all). A check is a local call per partition not yet
+        read to its mark: cheap enough for every batch. Unlike "a poll came back empty", it is
+        not fooled by a first fetch still on its way, nor kept waiting by a live fleet's
+        traffic that never pauses."""
+        consumer = self._consumer
+        if self._marks is None:
+            self._marks, self._unmarked = {}, set(self.partitions)
+        marks = self._marks
+        for k in list(self._unmarked):
+            try:
+                got = consumer.get_watermark_offsets(TopicPartition(*k), cached=True)
+            except KafkaException:
+                continue
+            if got is None or got[1] < 0:
+                continue  # no fetch response yet
+            self._unmarked.discard(k)
+            if not self._settled(k, *got):
+                marks[k] = got[1]
+        if marks:
+            for tp in consumer.position([TopicPartition(t, p) for t, p in marks]):
+                if tp.offset >= marks[(tp.topic, tp.partition)]:
+                    del marks[(tp.topic, tp.partition)]
+        return not marks and not self._unmarked
+
+    def _settled(self, k: tuple[str, int], lo: int, hi: int) -> bool:
+        """Nothing to read below ``hi`` from the partition's start: it is empty, or starts at
+        (or past) its end. Such a partition reports no position until a record arrives, so it
+        must be settled here rather than by position()."""
+        start = self._starts[k]
+        return lo >= hi or start == OFFSET_END or start >= hi
+
     def positions(self) -> dict[tuple[str, int], int]:
         """Next offset to read per partition (-1001 when nothing read yet)."""
         tps = [TopicPartition(t, p) for t, p in self.partitions]
@@ -308,28 +372,13 @@ class AssignReader:
 
     def read_to_end(self, timeout: float = 30.0) -> list[Record]:
         """Everything from the start positions up to the high watermarks taken now."""
-        marks = self.watermarks()
-        high = {k: hi for k, (_lo, hi) in marks.items()}
-        out: list[Record] = []
-        # Nothing to read: an empty partition, or one that starts at (or past) its end. A
-        # partition positioned at its end reports no position until a record arrives, so it
-        # must be settled here rather than by position().
-        done = {
-            k
-            for k, (lo, hi) in marks.items()
-            if lo >= hi or self._starts[k] == OFFSET_END or self._starts[k] >= hi
-        }
         deadline = time.monotonic() + timeout
-        while len(done) < len(high):
+        self.mark_ends(min(timeout, 10.0))
+        out: list[Record] = []
+        while not self.reached_marks():
             if time.monotonic() > deadline:
                 raise ReaderError(f"read_to_end: timed out after {timeout} s")
-            for r in self.poll_batch():
-                out.append(r)
-                if r.offset + 1 >= high[(r.topic, r.partition)]:
-                    done.add((r.topic, r.partition))
-            for k, pos in self.positions().items():
-                if pos >= high[k]:
-                    done.add(k)
+            out.extend(self.poll_batch())
         return out
 
     def close(self) -> None:
