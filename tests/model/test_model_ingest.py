@@ -15,6 +15,7 @@ import pytest
 from pipeconsole.config import Profile
 from pipeconsole.ingest import Ingest, IngestOptions
 from pipeconsole.kafka.producer import ConfirmingProducer
+from pipeconsole.kafka.reader import AssignReader
 from pipeconsole.model import Health, Snapshot, pipeline
 from pipeconsole.model.fixtures import added, downstream_of, response, state
 
@@ -108,29 +109,24 @@ def _config(tmp_path: Path, profile: Profile) -> dict[str, str]:
     return {**os.environ, "PIPECONSOLE_CONFIG": str(path)}
 
 
+def _status(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``pipeconsole status ARGS`` in a fresh interpreter, as an operator's script runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "pipeconsole", "status", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_status_json_names_the_failed_device_and_breaches_the_slo(
     profile: Profile, tmp_path: Path
 ) -> None:
     _publish_pipeline(profile, failed="ingest-01")
     env = _config(tmp_path, profile)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeconsole",
-            "status",
-            "--json",
-            "--wait-for-fleet",
-            "12",
-            "--timeout",
-            "60",
-            "--max-unhealthy",
-            "5%",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
+    proc = _status(
+        env, "--json", "--wait-for-fleet", "12", "--timeout", "60", "--max-unhealthy", "5%"
     )
     assert proc.returncode == 5, proc.stderr
     doc = json.loads(proc.stdout)
@@ -138,24 +134,7 @@ def test_status_json_names_the_failed_device_and_breaches_the_slo(
     assert doc["incidents"][0]["blast_size"] >= 2
     assert doc["fleet"]["total"] == 12
     assert not doc["slo"]["ok"] and "unhealthy" in doc["slo"]["breaches"][0]
-    ok = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pipeconsole",
-            "status",
-            "--wait-for-fleet",
-            "12",
-            "--max-unhealthy",
-            "50%",
-            "--timeout",
-            "60",
-        ],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    ok = _status(env, "--wait-for-fleet", "12", "--max-unhealthy", "50%", "--timeout", "60")
     assert ok.returncode == 0, ok.stderr
     assert "SLO ok" in ok.stdout and "ingest-01 FAILING" in ok.stdout
 
@@ -200,3 +179,102 @@ def test_ingest_sees_silence_as_unknown(profile: Profile, silent: bool) -> None:
         )
     view = ingest.latest.devices[0]  # type: ignore[union-attr]
     assert view.health == Health.UNKNOWN and view.stale is silent
+
+
+# ---------------------------------------------------------------- when the backlog is read
+# ``pipeconsole status`` prints once ``Ingest.backlog_read`` says so. It used to take the first
+# empty poll for the end of the backlog: a first fetch still on its way gives one at once
+# (status then reported an empty fleet, and every SLO held), and a large live fleet's steady
+# traffic never gives one (status then waited out its timeout and failed).
+
+DEVICES = 12
+
+
+def _reported(ingest: Ingest) -> int:
+    return sum(1 for r in ingest.model.fleet if r.last_seen_ms)
+
+
+def test_an_empty_poll_is_not_the_end_of_the_backlog(profile: Profile) -> None:
+    """The old rule fails this: its first instant poll is empty, and it said 0 of 12."""
+    _publish_pipeline(profile)
+    ingest = Ingest(profile, options=IngestOptions(snapshot_hz=20, lag_interval_s=3600))
+    assert ingest.connect()
+    pause = threading.Event()
+    try:
+        said_read_at: int | None = None
+        empty_before_the_end = 0
+        for _ in range(100_000):
+            got = ingest.step(timeout=0)  # never waits: polls often come back empty
+            if not got and _reported(ingest) < DEVICES:
+                empty_before_the_end += 1
+            if ingest.backlog_read():
+                said_read_at = _reported(ingest)
+                break
+            pause.wait(0.001)  # no event to await: these polls are meant not to wait
+        assert said_read_at == DEVICES
+        # What the old rule took for the end: here at least the first, instant poll.
+        assert empty_before_the_end >= 1
+    finally:
+        ingest.close()
+
+
+def test_the_backlog_is_read_while_a_live_stream_never_pauses(profile: Profile) -> None:
+    """The marks are the watermarks of the start, not of now: a rule like "nothing behind the
+    latest watermark" would never be met while a device keeps reporting."""
+    _publish_pipeline(profile)
+    t = profile.topics
+    spec = pipeline(DEVICES)[0]
+    stop = threading.Event()
+    sent = [0]
+
+    def stream() -> None:
+        with ConfirmingProducer(profile, extra={"linger.ms": 1}) as p:
+            while not stop.is_set():
+                ev = state(spec.device_id, int(time.time() * 1000), stage=spec.stage)
+                p.send(t.state, ev.SerializeToString(), key=spec.device_id)
+                sent[0] += 1
+                stop.wait(0.002)
+
+    producer = threading.Thread(target=stream, daemon=True)
+    producer.start()
+    ingest = Ingest(profile, options=IngestOptions(snapshot_hz=20, lag_interval_s=3600))
+    try:
+        while sent[0] < 50:  # the stream is flowing before the console starts
+            stop.wait(0.01)
+        assert ingest.connect()
+        steps = 0
+        while not ingest.backlog_read():
+            steps += 1
+            assert steps < 2_000, f"backlog never read ({_reported(ingest)} devices)"
+            ingest.step()
+        assert _reported(ingest) == DEVICES
+    finally:
+        stop.set()
+        producer.join(30)
+        ingest.close()
+
+
+def test_marks_come_from_the_first_fetch_or_from_the_broker(profile: Profile) -> None:
+    _publish_pipeline(profile)
+    t = profile.topics
+    with AssignReader(profile, [t.registry, t.state, t.dlq]) as reader:
+        got = 0
+        polls = 0
+        while not reader.reached_marks():  # marks from librdkafka's cache: no broker call
+            got += len(reader.poll_batch(timeout=0.1))
+            polls += 1
+            assert polls < 300, "the first fetch responses never came"
+        assert got == 2 * DEVICES + 3  # registry, a state event per device, 2 garbage, 1 DLQ
+        reader.mark_ends()  # the broker's answer now: nothing more was written
+        assert reader.reached_marks()
+
+
+def test_status_without_wait_for_fleet_reports_the_whole_backlog(
+    profile: Profile, tmp_path: Path
+) -> None:
+    _publish_pipeline(profile, failed="ingest-01")
+    proc = _status(_config(tmp_path, profile), "--json", "--timeout", "60", "--max-unhealthy", "5%")
+    assert proc.returncode == 5, proc.stderr  # 1 of 12 failing: over 5 %
+    doc = json.loads(proc.stdout)
+    assert doc["fleet"]["total"] == DEVICES
+    assert doc["incidents"][0]["device_id"] == "ingest-01"
