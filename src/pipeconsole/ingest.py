@@ -185,6 +185,7 @@ class Ingest:
         self.model = model or Model(
             check_interval_s=profile.check_interval_s, clock=clock, bootstrap=profile.bootstrap
         )
+        self.model.set_caught_up(False)  # until its reader has read the start-up window
         self.on_snapshot = on_snapshot
         self._clock = clock
         if reader_factory is None:
@@ -211,6 +212,9 @@ class Ingest:
         self._last_post = 0.0
         self.latest: Snapshot | None = None
         """The last snapshot posted (read from any thread: it is immutable)."""
+        self.caught_up = False
+        """The reader has read its start-up window (:meth:`backlog_read`, asked after every
+        step until it says so; the snapshots carry it as ``connection.caught_up``)."""
         self.errors = 0
         """Exceptions caught in the loop (bugs, not network errors): logged and counted."""
 
@@ -247,6 +251,8 @@ class Ingest:
         start[t.registry] = "beginning"
         try:
             self._reader = self._reader_factory(self.profile, list(self.types), start)
+            self.caught_up = False
+            self.model.set_caught_up(False)
         except Exception as exc:  # ReaderError, KafkaException: the reason goes on screen
             self.model.set_connection(False, str(exc) or type(exc).__name__)
             return False
@@ -298,6 +304,9 @@ class Ingest:
         read_s = time.monotonic() - started
         if records:
             self.fold(records)
+        if not self.caught_up and self.backlog_read():
+            self.caught_up = True
+            self.model.set_caught_up(True)
         # A backlog (a full batch, or records known to be waiting): snapshot at most at 1 Hz,
         # without the graph analyses, until caught up, so reading wins.
         behind = getattr(reader, "behind", None)
@@ -321,11 +330,11 @@ class Ingest:
         which a first fetch still on its way also gives (an empty fleet reported healthy),
         and which a large live fleet's steady traffic may never give.
         """
-        reader = self._reader
-        if reader is None:
+        reached = getattr(self._reader, "reached_marks", None)
+        if reached is None:  # not connected, or an injected reader that cannot tell
             return False
         try:
-            return bool(reader.reached_marks())
+            return bool(reached())
         except Exception as exc:  # e.g. the reader closed under us: ask again after a step
             LOG.info("cannot tell yet whether the backlog is read: %s", exc)
             return False

@@ -1,8 +1,8 @@
 """``pipeconsole status``: the state model, once, as text or JSON; exit status = the SLO verdict.
 
 It reads like the console does (snapshot then follow, never a group member), waits until the
-backlog is read (every record below the high watermarks noted as it starts:
-``Ingest.backlog_read``; and, with ``--wait-for-fleet N``, until N devices have reported),
+backlog is read (every record below the high watermarks its first fetches reported:
+``Ingest.caught_up``; and, with ``--wait-for-fleet N``, until N devices have reported),
 polls the device actors' group lag once, and prints the fleet summary, incidents (root-cause
 candidates with their blast radius), bottlenecks, lag and at-risk requests.
 
@@ -132,7 +132,7 @@ def status(
         while time.monotonic() < deadline:
             ingest.step()
             reported = sum(1 for r in ingest.model.fleet if r.last_seen_ms)
-            if reported >= wait_for_fleet and ingest.backlog_read():
+            if reported >= wait_for_fleet and ingest.caught_up:
                 break
         else:
             if reported < wait_for_fleet:
@@ -181,7 +181,8 @@ def render_text(snap: Snapshot, breaches: list[str]) -> str:
         f"DLQ {snap.dlq_total}",
         f"lag       {f.total_lag} messages, {f.max_lag_seconds:.1f} s",
         "connected "
-        + ("yes" if snap.connection.connected else f"NO: {s(snap.connection.last_error)}"),
+        + ("yes" if snap.connection.connected else f"NO: {s(snap.connection.last_error)}")
+        + ("" if snap.connection.caught_up else " (start-up window not read to its end)"),
     ]
     for t in f.topics:
         if t.undecodable:

@@ -84,8 +84,10 @@ def test_a_failing_assertion_exits_1_and_the_report_says_why(
     assert proc.returncode == 1, proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["result"] == "failed"
-    assert report["reason"].startswith("line 2: assert fleet.total >= 100000")
+    assert report["reason"].startswith("line 3: assert fleet.total >= 100000")
     assert "fleet.total is 0" in report["reason"]
+    # Why it could not be judged: the reader never connected, and the report says why.
+    assert "not connected yet (topic 'device-registry-v1' does not exist" in report["reason"]
     assert report["snapshots"] == ["failure.svg"]
     assert (out / "failure.svg").exists()
     assert not (out / "never-reached.svg").exists()

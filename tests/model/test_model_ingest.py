@@ -199,6 +199,7 @@ def test_an_empty_poll_is_not_the_end_of_the_backlog(profile: Profile) -> None:
     _publish_pipeline(profile)
     ingest = Ingest(profile, options=IngestOptions(snapshot_hz=20, lag_interval_s=3600))
     assert ingest.connect()
+    assert not ingest.model.snapshot(analyse=False).connection.caught_up
     pause = threading.Event()
     try:
         said_read_at: int | None = None
@@ -207,13 +208,16 @@ def test_an_empty_poll_is_not_the_end_of_the_backlog(profile: Profile) -> None:
             got = ingest.step(timeout=0)  # never waits: polls often come back empty
             if not got and _reported(ingest) < DEVICES:
                 empty_before_the_end += 1
-            if ingest.backlog_read():
+            if ingest.caught_up:
                 said_read_at = _reported(ingest)
                 break
             pause.wait(0.001)  # no event to await: these polls are meant not to wait
         assert said_read_at == DEVICES
         # What the old rule took for the end: here at least the first, instant poll.
         assert empty_before_the_end >= 1
+        snap = ingest.snapshot_now()
+        assert snap.connection.caught_up and snap.to_json()["connection"]["caught_up"] is True
+        assert any(e.text == "start-up window read" for e in snap.timeline)
     finally:
         ingest.close()
 
@@ -243,7 +247,7 @@ def test_the_backlog_is_read_while_a_live_stream_never_pauses(profile: Profile) 
             stop.wait(0.01)
         assert ingest.connect()
         steps = 0
-        while not ingest.backlog_read():
+        while not ingest.caught_up:
             steps += 1
             assert steps < 2_000, f"backlog never read ({_reported(ingest)} devices)"
             ingest.step()

@@ -8,7 +8,7 @@ import pytest
 from conftest import feed, make_app
 from rich.text import Text
 from textual.widgets import DataTable, Static
-from uifixtures import disconnected, healthy, incident, reconnected
+from uifixtures import catching_up, disconnected, healthy, incident, reconnected
 
 from pipeconsole.config import Profile
 from pipeconsole.ui.screens.chaos import ChaosScreen
@@ -181,6 +181,18 @@ async def test_connection_loss_is_shown_and_recovery_too() -> None:
         await feed(pilot, reconnected())
         assert "reconnected to 127.0.0.1:9092 3s ago" in static_text(summary)
         assert not summary.has_class("-alert")
+
+
+async def test_a_console_still_reading_its_start_up_window_says_so() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, catching_up())
+        summary = app.screen.query_one("#summary", Static)
+        assert "catching up" in static_text(summary)
+        assert "live" not in static_text(summary)
+        await feed(pilot, healthy())
+        assert "live" in static_text(summary)
+        assert "catching up" not in static_text(summary)
 
 
 class _BrokenSource:

@@ -55,6 +55,12 @@ def disconnected() -> Snapshot:
     return replace(s, connection=conn, seq=s.seq + 1)
 
 
+def catching_up() -> Snapshot:
+    """Connected, the start-up window still being read: part of the fleet, none failing yet."""
+    s = healthy()
+    return replace(s, connection=replace(s.connection, caught_up=False), seq=s.seq + 1)
+
+
 def reconnected() -> Snapshot:
     s = incident()
     conn = Connection(True, s.time_ms - 3_000, "broker transport failure", "127.0.0.1:9092")

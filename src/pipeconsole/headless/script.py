@@ -10,7 +10,7 @@
     press colon d e v i c e s enter
     type transcode                               # the rest of the line, literally
     snapshot detail                              # DIR/detail.svg
-    assert device.transcode-03.health == failing
+    assert device.transcode-03.health == failing  # once the start-up window is read (30 s)
     schedule --device ingest-01 --method POST --uri /streams/7/start
     cancel <request-id> --device ingest-01
     replay <request-id>... [--execute]
@@ -110,7 +110,8 @@ def _step(number: int, line: str) -> Step:
             cond_text, timeout = _split_timeout(rest)
             return Step(number, verb, line, condition=parse_condition(cond_text), timeout_s=timeout)
         if verb == "assert":
-            return Step(number, verb, line, condition=parse_condition(rest))
+            cond_text, timeout = _split_timeout(rest)
+            return Step(number, verb, line, condition=parse_condition(cond_text), timeout_s=timeout)
         if verb == "press":
             keys = tuple(rest.split())
             if not keys:

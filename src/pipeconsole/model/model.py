@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -214,10 +214,19 @@ class Model:
                 "connected" if connected else f"disconnected: {error}",
                 Severity.INFO if connected else Severity.ERROR,
             )
-            c = Connection(connected, now, error or c.last_error, c.bootstrap)
+            c = Connection(connected, now, error or c.last_error, c.bootstrap, c.caught_up)
         elif error and error != c.last_error:
-            c = Connection(connected, c.since_ms, error, c.bootstrap)
+            c = Connection(connected, c.since_ms, error, c.bootstrap, c.caught_up)
         self._connection = c
+
+    def set_caught_up(self, caught_up: bool) -> None:
+        """Whether the reader has read its start-up window (see ``Connection.caught_up``)."""
+        c = self._connection
+        if caught_up == c.caught_up:
+            return
+        if caught_up:
+            self.timeline.add(self._now(), "connection", c.bootstrap, "start-up window read")
+        self._connection = replace(c, caught_up=caught_up)
 
     def _topic(self, topic: str) -> _Topic:
         t = self._topics.get(topic)

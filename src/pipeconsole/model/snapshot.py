@@ -135,6 +135,9 @@ class Connection:
     last_error: str = ""
     """The last error the reader saw (kept after reconnecting, for the record)."""
     bootstrap: str = ""
+    caught_up: bool = True
+    """The reader has read its start-up window: every record there was when it (re)connected.
+    False while that backlog is read: counts and health then describe part of the fleet."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -201,19 +201,19 @@ async def _step(
             from pipeconsole.headless.conditions import parse_condition
 
             cond = parse_condition(_substitute(run, cond.text))
-        if step.verb == "assert":
-            snap = app.snapshot
-            if snap is None:
-                return False, "no snapshot received yet"
-            return cond.holds(snap, _extra(app)), cond.explain(snap, _extra(app))
         deadline = time.monotonic() + step.timeout_s
         while True:
             snap = app.snapshot
-            if snap is not None and cond.holds(snap, _extra(app)):
-                return True, cond.explain(snap, _extra(app))
+            why = _not_judgeable(snap, cond.path)
+            # ``assert`` judges the first snapshot it may; ``wait-for`` waits for one that holds.
+            if snap is not None and not why:
+                extra = _extra(app)
+                if step.verb == "assert" or cond.holds(snap, extra):
+                    return cond.holds(snap, extra), cond.explain(snap, extra)
             if time.monotonic() > deadline:
-                seen = cond.explain(snap, _extra(app)) if snap else "no snapshot received"
-                return False, f"timed out after {step.timeout_s:g} s: {seen}"
+                seen = cond.explain(snap, _extra(app)) if snap else ""
+                said = "; ".join(x for x in (why, seen) if x)
+                return False, f"timed out after {step.timeout_s:g} s: {said}"
             await pilot.pause(POLL_S)
     if step.verb == "press":
         await pilot.press(*step.args)
@@ -236,6 +236,21 @@ async def _step(
         argv = ["chaos", "run", *(_substitute(run, a) for a in step.args)]
         return await _cli(run, argv, profile)
     return False, f"unknown step {step.verb!r}"
+
+
+def _not_judgeable(snap: Snapshot | None, path: str) -> str:
+    """Why a condition on ``path`` may not be judged on ``snap`` yet ("" when it may).
+    Conditions on the fleet are about all of it, not the part of its start-up window read so
+    far (a half-read window has no failing device yet: ``fleet.failing == 0`` would hold);
+    those on the console itself (``connection.*``, ``screen``) are judged at once."""
+    if snap is None:
+        return "no snapshot received"
+    c = snap.connection
+    if c.caught_up or path.split(".", 1)[0] in ("connection", "screen"):
+        return ""
+    if not c.connected:
+        return f"not connected yet ({sanitize(c.last_error, max_len=200) or 'no answer'})"
+    return "the start-up window is still being read"
 
 
 def _key_of(char: str) -> str:

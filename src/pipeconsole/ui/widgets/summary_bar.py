@@ -70,6 +70,8 @@ def summary_text(s: Snapshot, slo: Slo, source_ok: bool = True) -> Text:
     out.append("│ ", Style(dim=True))
     if not source_ok:
         out.append("✖ source stopped", _BAD)
+    elif s.connection.connected and not s.connection.caught_up:
+        out.append("◌ catching up", Style(color="yellow"))
     elif s.connection.connected:
         out.append("● live", Style(color="green"))
     else:
