@@ -136,7 +136,7 @@ class Connection:
     """The last error the reader saw (kept after reconnecting, for the record)."""
     bootstrap: str = ""
     caught_up: bool = True
-    """The reader has read its start-up window: every record there was when it (re)connected.
+    """The reader has read its start-up window: every record there was when it started.
     False while that backlog is read: counts and health then describe part of the fleet."""
 
 
