@@ -57,9 +57,17 @@ def lagging() -> Snapshot:
 
 
 def backlog() -> Snapshot:
-    """The incident fixture as the console shows it while reading a backlog: devices known,
-    the graph analyses not run yet (``graph.computed_ms == 0``)."""
-    return replace(demo_snapshot(incident=True), graph=GraphView(), incidents=(), bottlenecks=())
+    """The incident fixture as the console shows it while reading its start-up window: devices
+    known, the graph analyses not run yet (``graph.computed_ms == 0``), the summary bar saying
+    so (``connection.caught_up`` false)."""
+    s = demo_snapshot(incident=True)
+    return replace(
+        s,
+        graph=GraphView(),
+        incidents=(),
+        bottlenecks=(),
+        connection=replace(s.connection, caught_up=False),
+    )
 
 
 async def shoot(
