@@ -212,9 +212,6 @@ class Ingest:
         self._last_post = 0.0
         self.latest: Snapshot | None = None
         """The last snapshot posted (read from any thread: it is immutable)."""
-        self.caught_up = False
-        """The reader has read its start-up window (:meth:`backlog_read`, asked after every
-        step until it says so; the snapshots carry it as ``connection.caught_up``)."""
         self.errors = 0
         """Exceptions caught in the loop (bugs, not network errors): logged and counted."""
 
@@ -251,8 +248,6 @@ class Ingest:
         start[t.registry] = "beginning"
         try:
             self._reader = self._reader_factory(self.profile, list(self.types), start)
-            self.caught_up = False
-            self.model.set_caught_up(False)
         except Exception as exc:  # ReaderError, KafkaException: the reason goes on screen
             self.model.set_connection(False, str(exc) or type(exc).__name__)
             return False
@@ -304,8 +299,7 @@ class Ingest:
         read_s = time.monotonic() - started
         if records:
             self.fold(records)
-        if not self.caught_up and self.backlog_read():
-            self.caught_up = True
+        if not self.model.caught_up and self._window_read():
             self.model.set_caught_up(True)
         # A backlog (a full batch, or records known to be waiting): snapshot at most at 1 Hz,
         # without the graph analyses, until caught up, so reading wins.
@@ -320,15 +314,20 @@ class Ingest:
         self._post(slow=backlog, hold=nearly)
         return len(records)
 
-    def backlog_read(self) -> bool:
-        """Whether every record there was when first asked has been read (reader thread only):
-        up to each partition's high watermark as its first fetch response reported it (see
-        ``AssignReader.reached_marks``; no broker call). False while it cannot tell yet (not
-        connected, no fetch response yet): the caller's deadline decides then.
+    @property
+    def caught_up(self) -> bool:
+        """The reader has read its start-up window: :meth:`_window_read`, asked after every
+        step until it says so (the snapshots carry it as ``connection.caught_up``)."""
+        return self.model.caught_up
 
-        ``pipeconsole status`` waits for it. It used to wait for a poll to come back empty,
-        which a first fetch still on its way also gives (an empty fleet reported healthy),
-        and which a large live fleet's steady traffic may never give.
+    def _window_read(self) -> bool:
+        """Whether every record there was when the reader started has been read: up to each
+        partition's high watermark as its first fetch response reported it
+        (``AssignReader.reached_marks``, no broker call). False while it cannot tell yet.
+
+        It used to be "a poll came back empty", which a first fetch still on its way also
+        gives (``status`` then reported an empty fleet, every SLO held), and which a large live
+        fleet's steady traffic may never give (``status`` then waited out its timeout).
         """
         reached = getattr(self._reader, "reached_marks", None)
         if reached is None:  # not connected, or an injected reader that cannot tell
@@ -336,7 +335,7 @@ class Ingest:
         try:
             return bool(reached())
         except Exception as exc:  # e.g. the reader closed under us: ask again after a step
-            LOG.info("cannot tell yet whether the backlog is read: %s", exc)
+            LOG.info("cannot tell yet whether the start-up window is read: %s", exc)
             return False
 
     def _gather_s(self, now: float) -> float:

@@ -182,7 +182,7 @@ def test_ingest_sees_silence_as_unknown(profile: Profile, silent: bool) -> None:
 
 
 # ---------------------------------------------------------------- when the backlog is read
-# ``pipeconsole status`` prints once ``Ingest.backlog_read`` says so. It used to take the first
+# ``pipeconsole status`` prints once ``Ingest.caught_up`` says so. It used to take the first
 # empty poll for the end of the backlog: a first fetch still on its way gives one at once
 # (status then reported an empty fleet, and every SLO held), and a large live fleet's steady
 # traffic never gives one (status then waited out its timeout and failed).

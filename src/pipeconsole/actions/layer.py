@@ -659,10 +659,7 @@ class ActionLayer:
                 CancelRequest if topic == self.profile.topics.control else DeviceRequest
             )
             with AssignReader(self.profile, [topic], start=max(0, since_ms)) as rd:
-                high = {k: hi for k, (_lo, hi) in rd.watermarks().items()}
-                from pipeconsole.actions.replay import window_records
-
-                for rec in window_records(rd.poll_batch, high, rd.positions, timeout_s=timeout_s):
+                for rec in rd.read_to_end(timeout_s):
                     msg = decode(kind, rec.value)
                     if not isinstance(msg, DecodeFailure):
                         out.append((msg.request_id, msg.nonce, rec.partition, rec.offset))

@@ -23,7 +23,7 @@ import re
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -47,7 +47,6 @@ __all__ = [
     "read_window",
     "reissue",
     "select",
-    "window_records",
 ]
 
 FIELDS: tuple[str, ...] = (
@@ -319,43 +318,6 @@ class Pacer:
         self._last = self.clock()
 
 
-def window_records(
-    batches: Callable[[], list[Record]],
-    high: Mapping[tuple[str, int], int],
-    positions: Callable[[], Mapping[tuple[str, int], int]],
-    *,
-    timeout_s: float,
-    idle_s: float = 2.0,
-) -> list[Record]:
-    """Read until every partition reached its high watermark (taken before reading).
-
-    A partition that was assigned at its end by a timestamp lookup reports no position until a
-    record arrives; it is taken as read once nothing arrived for ``idle_s``. Raises
-    ``TimeoutError`` after ``timeout_s``.
-    """
-    out: list[Record] = []
-    done = {k for k, hi in high.items() if hi <= 0}
-    deadline = time.monotonic() + timeout_s
-    last_record = time.monotonic()
-    while len(done) < len(high):
-        now = time.monotonic()
-        if now > deadline:
-            raise TimeoutError(f"reading the window timed out after {timeout_s:.0f} s")
-        batch = batches()
-        if batch:
-            last_record = now
-        for r in batch:
-            out.append(r)
-            if r.offset + 1 >= high.get((r.topic, r.partition), 0):
-                done.add((r.topic, r.partition))
-        for k, pos in positions().items():
-            if pos >= high.get(k, 0):
-                done.add(k)
-        if not batch and time.monotonic() - last_record > idle_s:
-            break
-    return out
-
-
 def read_window(
     profile: object,
     since_ms: int,
@@ -369,8 +331,7 @@ def read_window(
     assert isinstance(profile, Profile)
     topics = profile.topics
     with AssignReader(profile, [topics.request, topics.response], start=max(0, since_ms)) as rd:
-        high = {k: hi for k, (_lo, hi) in rd.watermarks().items()}
-        records = window_records(rd.poll_batch, high, rd.positions, timeout_s=timeout_s)
+        records = rd.read_to_end(timeout_s)
     reqs = [r for r in records if r.topic == topics.request]
     resps = [r for r in records if r.topic == topics.response]
     return reqs, resps

@@ -219,6 +219,11 @@ class Model:
             c = Connection(connected, c.since_ms, error, c.bootstrap, c.caught_up)
         self._connection = c
 
+    @property
+    def caught_up(self) -> bool:
+        """Whether the reader has read its start-up window (``Connection.caught_up``)."""
+        return self._connection.caught_up
+
     def set_caught_up(self, caught_up: bool) -> None:
         """Whether the reader has read its start-up window (see ``Connection.caught_up``)."""
         c = self._connection

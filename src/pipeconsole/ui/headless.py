@@ -208,8 +208,9 @@ async def _step(
             # ``assert`` judges the first snapshot it may; ``wait-for`` waits for one that holds.
             if snap is not None and not why:
                 extra = _extra(app)
-                if step.verb == "assert" or cond.holds(snap, extra):
-                    return cond.holds(snap, extra), cond.explain(snap, extra)
+                held = cond.holds(snap, extra)
+                if held or step.verb == "assert":
+                    return held, cond.explain(snap, extra)
             if time.monotonic() > deadline:
                 seen = cond.explain(snap, _extra(app)) if snap else ""
                 said = "; ".join(x for x in (why, seen) if x)
