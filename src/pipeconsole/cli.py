@@ -23,7 +23,7 @@ import click
 
 from pipeconsole.config import ConfigError, Profile, load_config
 
-__all__ = ["fail", "main", "profile_options", "resolve_profile"]
+__all__ = ["fail", "main", "profile_options", "quiet_librdkafka", "resolve_profile"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,6 +109,13 @@ def cli(ctx: click.Context, verbose: int) -> None:
             fail("the console is not available in this build")
         assert console is not None
         ctx.invoke(console)
+
+
+def quiet_librdkafka() -> None:
+    """For one-shot commands: librdkafka logs every failed connect attempt (dozens a second
+    against a dead broker) and the command's own error says it once; ``-v`` shows them all."""
+    if not logging.getLogger().isEnabledFor(logging.INFO):
+        logging.getLogger("pipeconsole.librdkafka").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:

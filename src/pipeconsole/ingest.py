@@ -162,6 +162,9 @@ class IngestOptions:
     backlog's heartbeats are superseded undecoded."""
     retry_max_s: float = 5.0
     """Longest wait between reconnection attempts."""
+    connect_timeout_s: float = 10.0
+    """How long one attempt to create the reader (cluster metadata, offsets by time) may take
+    before it counts as failed and the snapshot says why."""
 
 
 class Ingest:
@@ -247,7 +250,12 @@ class Ingest:
         start: dict[str, Any] = {name: since for name in self.types}
         start[t.registry] = "beginning"
         try:
-            self._reader = self._reader_factory(self.profile, list(self.types), start)
+            self._reader = self._reader_factory(
+                self.profile,
+                list(self.types),
+                start,
+                metadata_timeout_s=self.options.connect_timeout_s,
+            )
         except Exception as exc:  # ReaderError, KafkaException: the reason goes on screen
             self.model.set_connection(False, str(exc) or type(exc).__name__)
             return False

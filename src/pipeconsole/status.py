@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from pipeconsole.cli import fail, profile_options
+from pipeconsole.cli import fail, profile_options, quiet_librdkafka
 from pipeconsole.config import Profile
 from pipeconsole.model import Snapshot
 from pipeconsole.text import sanitize
@@ -110,12 +110,15 @@ def status(
     from pipeconsole.ingest import Ingest, IngestOptions
 
     aio.settle_gc()
+    quiet_librdkafka()  # an unreachable cluster: one line saying so, not dozens of retries
     ingest = Ingest(
         profile,
         options=IngestOptions(
             snapshot_hz=1.0,
             window_s=profile.snapshot_window_s if window_s is None else window_s,
             lag_group=lag_group,
+            # A cluster that does not answer fails within --timeout, not librdkafka's 10 s.
+            connect_timeout_s=min(10.0, timeout),
         ),
     )
     deadline = time.monotonic() + timeout

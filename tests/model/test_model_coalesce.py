@@ -120,7 +120,7 @@ def _records(topic: str, events: list[Any], start: int) -> list[Record]:
 class _BacklogReader:
     """Hands out a full batch (a backlog), then a partial one (caught up), then nothing."""
 
-    def __init__(self, profile: Profile, *_: Any) -> None:
+    def __init__(self, profile: Profile, *_: Any, **__: Any) -> None:
         t = profile.topics
         specs = pipeline(6)
         down = downstream_of(specs)
@@ -164,8 +164,8 @@ class _GatheringReader(_BacklogReader):
     """A reader with the supersede option: notes how long each poll may gather, and says how
     many records are still waiting (``waiting``, set by the test)."""
 
-    def __init__(self, profile: Profile, *args: Any) -> None:
-        super().__init__(profile, *args)
+    def __init__(self, profile: Profile, *args: Any, **kw: Any) -> None:
+        super().__init__(profile, *args, **kw)
         self.superseded = 0
         self.waiting = 0
         self.gathers: list[float] = []

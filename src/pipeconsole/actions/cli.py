@@ -14,7 +14,6 @@ Text that came from the network (reasons, ids) goes through ``sanitize()`` befor
 
 from __future__ import annotations
 
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,7 +21,7 @@ from typing import NoReturn
 
 import click
 
-from pipeconsole.cli import profile_options
+from pipeconsole.cli import profile_options, quiet_librdkafka
 from pipeconsole.config import Profile
 from pipeconsole.text import sanitize
 from pipeconsole.wire.cli import validate
@@ -56,9 +55,7 @@ def _exit(code: int, message: str | None = None) -> NoReturn:
 def _layer(profile: Profile, send_timeout: float) -> object:
     from pipeconsole.actions.layer import ActionLayer
 
-    if not logging.getLogger().isEnabledFor(logging.INFO):
-        # librdkafka repeats every failed connect; the action's own error says it once (-v: all)
-        logging.getLogger("pipeconsole.librdkafka").setLevel(logging.CRITICAL)
+    quiet_librdkafka()
     layer = ActionLayer(profile, send_timeout_s=send_timeout)
     if layer.outbox.open_entries(
         profile.bootstrap
