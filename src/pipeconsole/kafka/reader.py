@@ -365,11 +365,6 @@ class AssignReader:
         start = self._starts[k]
         return lo >= hi or start == OFFSET_END or start >= hi
 
-    def positions(self) -> dict[tuple[str, int], int]:
-        """Next offset to read per partition (-1001 when nothing read yet)."""
-        tps = [TopicPartition(t, p) for t, p in self.partitions]
-        return {(tp.topic, tp.partition): tp.offset for tp in self._consumer.position(tps)}
-
     def read_to_end(self, timeout: float = 30.0) -> list[Record]:
         """Everything from the start positions up to the high watermarks taken now."""
         deadline = time.monotonic() + timeout
