@@ -28,8 +28,9 @@ from pipeconsole.ingest import Ingest, IngestOptions
 from pipeconsole.kafka.admin import ensure_topics
 from pipeconsole.sim.fleet import Fleet
 
-FREEZE_S = 30.0
-"""How long the broker is frozen (the fault's duration, not a wait for an event)."""
+FREEZE_S = 16.0
+"""How long the broker is frozen (the fault's duration, not a wait for an event): twice the send
+timeout, so sends caught in it time out and must be reconciled (30 s until session 8)."""
 ACTIONS = 1000
 """Schedules issued from 32 threads: 20 before the freeze, the rest during and after it."""
 SEND_TIMEOUT_S = 8.0
