@@ -50,3 +50,16 @@ def test_history_is_in_the_json_and_compares_by_value() -> None:
     assert doc["devices"][0]["history"]["queue_depth"] == [0, 1, 2, 3, 4]
     again = model.fleet.history_of(model.fleet.devices["enc-1"])
     assert again == view.history and hash(again.queue_depth) == hash(view.history.queue_depth)
+
+
+def test_views_share_the_rings_until_the_next_write_copies_them() -> None:
+    model = _model_with_points(60)  # a full ring: the next point overwrites the oldest
+    rec = model.fleet.devices["enc-1"]
+    rings = rec.hist
+    first = model.fleet.history_of(rec)
+    second = model.fleet.history_of(rec)
+    assert rec.hist is rings  # shared with both views, not copied
+    model.apply([state("enc-1", _T0 + 60_000, queue_depth=99, seq=60)])
+    assert rec.hist is not rings  # the write copied them first
+    assert first.queue_depth == second.queue_depth == tuple(range(60))
+    assert model.fleet.history_of(rec).queue_depth == (*range(1, 60), 99)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+from array import array
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
@@ -201,7 +202,9 @@ class DeviceHistory:
     latency_p99_ms: tuple[float, ...] = ()
 
     @staticmethod
-    def packed(values: bytes, times: bytes, size: int, pos: int, n: int) -> DeviceHistory:
+    def packed(
+        values: array[float], times: array[int], size: int, pos: int, n: int
+    ) -> DeviceHistory:
         """A history whose series are unpacked when first read (see :class:`_PackedHistory`)."""
         return _PackedHistory(values, times, size, pos, n)
 
@@ -210,29 +213,32 @@ _HISTORY_FIELDS = ("time_ms", "rate_in", "rate_out", "queue_depth", "in_flight",
 
 
 class _PackedHistory(DeviceHistory):
-    """A :class:`DeviceHistory` that keeps the device's ring buffers as immutable bytes (a copy
-    taken when the view was built) and turns them into tuples on first read.
+    """A :class:`DeviceHistory` that keeps the device's ring buffers (``array``s) and turns
+    them into tuples on first read.
 
     Why: a snapshot rebuilds the view of every changed device, and 60 points x 6 series is 360
     number objects per device: ~40 % of a view's cost and most of its memory, for sparklines
-    that only the device detail screen (one device) and ``to_json`` read. The bytes never
-    change, so the first read (from any thread) always finds the same tuples; to readers it is
-    as immutable as the other snapshot types (equality, ``repr`` and JSON read the fields)."""
+    that only the device detail screen (one device) and ``to_json`` read. The rings are the
+    fleet's own, shared with the view rather than copied: the fleet never writes rings it has
+    shared (its next write replaces them with a copy, ``DeviceRecord.hist_shared``), so they
+    never change after the view is built, and the first read (from any thread) always finds
+    the same tuples; to readers it is as immutable as the other snapshot types (equality,
+    ``repr`` and JSON read the fields)."""
 
     __slots__ = ("_packed",)
 
-    def __init__(self, values: bytes, times: bytes, size: int, pos: int, n: int) -> None:
+    def __init__(
+        self, values: array[float], times: array[int], size: int, pos: int, n: int
+    ) -> None:
         object.__setattr__(self, "_packed", (values, times, size, pos, n))
 
     def __getattr__(self, name: str) -> Any:
         # Only called for a slot not set yet: the series, before their first read.
         if name not in _HISTORY_FIELDS:
             raise AttributeError(name)
-        from array import array
-
-        raw, raw_t, size, pos, n = object.__getattribute__(self, "_packed")
-        flat = array("d", raw).tolist()
-        t = array("q", raw_t).tolist()
+        values, stamps, size, pos, n = object.__getattribute__(self, "_packed")
+        flat = values.tolist()
+        t = stamps.tolist()
         if n < size:
             cols = [flat[m * size : m * size + n] for m in range(5)]
             times = t[:n]

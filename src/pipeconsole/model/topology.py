@@ -242,17 +242,28 @@ class Topology:
         status = fleet.health_and_staleness
         island_of, in_cycle = self._island_of, self._in_cycle
         nodes: list[GraphNode] = []
+        # The stage-collapsed view is summed up in the same passes over nodes and edges (a
+        # separate pass read every node and device again: ~10 % of a cold 10k-device analysis).
+        # Per stage: [first layer, devices, healthy, degraded, failing, unknown, rate in,
+        # rate out, queue depth, queue capacity]; layers come in ascending order, so the first
+        # layer a stage is met in is its lowest.
+        by_stage: dict[str, list[Any]] = {}
+        stage_of: dict[str, str] = {}
         # ``_layer_ids[layer][order]``: generations are numbered from 0 without gaps, and the
         # layers hold every node of the graph.
         for layer, ids in enumerate(self._layer_ids):
             for order, d in enumerate(ids):
                 rec = devices.get(d)
-                h, stale = (Health.UNKNOWN, True) if rec is None else status(rec, now_ms)
+                if rec is None:
+                    h, stale, stage, st = Health.UNKNOWN, True, "", None
+                else:
+                    h, stale = status(rec, now_ms)
+                    stage, st = rec.stage, rec.state
                 health[d] = h
                 nodes.append(
                     _Node(
                         device_id=d,
-                        stage="" if rec is None else rec.stage,
+                        stage=stage,
                         layer=layer,
                         order=order,
                         health=h,
@@ -261,8 +272,21 @@ class Topology:
                         in_cycle=d in in_cycle,
                     )
                 )
+                stage = stage_of[d] = stage or "?"
+                a = by_stage.get(stage)
+                if a is None:
+                    a = by_stage[stage] = [layer, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0]
+                a[1] += 1
+                a[2 + _HEALTH_INDEX[h]] += 1
+                if st is not None:
+                    a[6] += st.rate_in
+                    a[7] += st.rate_out
+                    a[8] += st.queue_depth
+                    a[9] += st.queue_capacity
         stale_ms = fleet.stale_after_ms
         edge_views = []
+        # Per pair of stages: [edges, rate, queue depth, ghosts].
+        stage_edges: dict[tuple[str, str], list[Any]] = {}
         for (src, dst), e in sorted(edges.items()):
             reason = ""
             if src not in devices or dst not in devices:
@@ -286,14 +310,30 @@ class Topology:
                     ),
                 )
             )
-        node_views = tuple(nodes)
+            pair = (stage_of.get(src, "?"), stage_of.get(dst, "?"))
+            a = stage_edges.get(pair)
+            if a is None:
+                a = stage_edges[pair] = [0, 0.0, 0, 0]
+            a[0] += 1
+            a[1] += e.rate
+            a[2] += e.depth
+            a[3] += bool(reason)
         view = GraphView(
-            nodes=node_views,
+            nodes=tuple(nodes),
             edges=tuple(edge_views),
             layers=self._layer_ids,
             islands=self._islands,
             cycles=self._cycles,
-            stages=self._stages(node_views, edge_views),
+            stages=StageGraph(
+                nodes=tuple(
+                    StageNode(s, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9])
+                    for s, a in sorted(by_stage.items(), key=lambda kv: (kv[1][0], kv[0]))
+                ),
+                edges=tuple(
+                    StageEdge(s, d, a[0], a[1], a[2], a[3])
+                    for (s, d), a in sorted(stage_edges.items())
+                ),
+            ),
             computed_ms=now_ms,
         )
         return Analysis(
@@ -426,44 +466,6 @@ class Topology:
             )
         )
         return tuple(out[:MAX_BOTTLENECKS])
-
-    def _stages(self, nodes: tuple[GraphNode, ...], edges: list[GraphEdge]) -> StageGraph:
-        devices = self.fleet.devices
-        agg: dict[str, list[Any]] = {}
-        for n in nodes:
-            stage = n.stage or "?"
-            a = agg.get(stage)
-            if a is None:
-                a = agg[stage] = [n.layer, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0]
-            a[0] = min(a[0], n.layer)
-            a[1] += 1
-            a[2 + _HEALTH_INDEX[n.health]] += 1
-            rec = devices.get(n.device_id)
-            st = rec.state if rec is not None else None
-            if st is not None:
-                a[6] += st.rate_in
-                a[7] += st.rate_out
-                a[8] += st.queue_depth
-                a[9] += st.queue_capacity
-        stage_nodes = tuple(
-            StageNode(s, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7], a[8], a[9])
-            for s, a in sorted(agg.items(), key=lambda kv: (kv[1][0], kv[0]))
-        )
-        stage_of = {n.device_id: n.stage or "?" for n in nodes}
-        sedges: dict[tuple[str, str], list[Any]] = {}
-        for e in edges:
-            key = (stage_of.get(e.src, "?"), stage_of.get(e.dst, "?"))
-            a = sedges.setdefault(key, [0, 0.0, 0, 0])
-            a[0] += 1
-            a[1] += e.rate
-            a[2] += e.queue_depth
-            a[3] += int(e.ghost)
-        return StageGraph(
-            nodes=stage_nodes,
-            edges=tuple(
-                StageEdge(s, d, a[0], a[1], a[2], a[3]) for (s, d), a in sorted(sedges.items())
-            ),
-        )
 
 
 _HEALTH_INDEX = {Health.HEALTHY: 0, Health.DEGRADED: 1, Health.FAILING: 2, Health.UNKNOWN: 3}
