@@ -272,10 +272,10 @@ class Topology:
                         in_cycle=d in in_cycle,
                     )
                 )
-                stage = stage_of[d] = stage or "?"
-                a = by_stage.get(stage)
+                key = stage_of[d] = stage or "?"
+                a = by_stage.get(key)
                 if a is None:
-                    a = by_stage[stage] = [layer, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0]
+                    a = by_stage[key] = [layer, 0, 0, 0, 0, 0, 0.0, 0.0, 0, 0]
                 a[1] += 1
                 a[2 + _HEALTH_INDEX[h]] += 1
                 if st is not None:
