@@ -50,6 +50,7 @@ def _publish_pipeline(profile: Profile, failed: str = "") -> None:
             )
             futs.append(p.send(t.state, ev.SerializeToString(), key=s.device_id))
         futs.append(p.send(t.state, b"\x0a\xff\xff\xff", key=b"garbage"))  # truncated
+        futs.append(p.send(t.registry, b"\x0a\xff\xff\xff", key=b"garbage"))  # truncated too
         futs.append(p.send(t.state, b"\x12\x03\x0a\x01\xff", key=b"bad-utf8"))
         futs.append(p.send(t.response, b"\x00", key=b"junk"))
         futs.append(p.send(t.response, response("r1", "ingest-01", "OK", now).SerializeToString()))
@@ -79,6 +80,9 @@ def test_ingest_counts_undecodable_records_and_never_raises(profile: Profile) ->
     assert topics[profile.topics.state].undecodable == 2
     assert topics[profile.topics.state].consumed == 14
     assert topics[profile.topics.response].undecodable == 1
+    # Registry garbage too: the console reads the registry from the beginning at every start.
+    assert topics[profile.topics.registry].undecodable == 1
+    assert "truncated" in topics[profile.topics.registry].undecodable_sample
     assert topics[profile.topics.state].undecodable_sample
     assert snap.dlq[0].reason == "malformed: truncated"
     assert snap.incidents[0].device_id == "ingest-01"
@@ -271,7 +275,7 @@ def test_marks_come_from_the_first_fetch_or_from_the_broker(profile: Profile) ->
             got += len(reader.poll_batch(timeout=0.1))
             polls += 1
             assert polls < 300, "the first fetch responses never came"
-        assert got == 2 * DEVICES + 3  # registry, a state event per device, 2 garbage, 1 DLQ
+        assert got == 2 * DEVICES + 4  # registry, a state event per device, 3 garbage, 1 DLQ
         reader.mark_ends()  # the broker's answer now: nothing more was written
         assert reader.reached_marks()
 
