@@ -29,52 +29,54 @@ SCENARIO_FAULT_S = 600.0
 """How long a scenario's fault lasts: the whole demo, in practice (a lease all the same)."""
 
 
-def _registry(profile: Profile, timeout: float = 30.0) -> dict[str, str]:
-    """device_id -> base_url from the registry topic."""
+def _registry(profile: Profile, timeout: float = 30.0) -> dict[str, tuple[str, str]]:
+    """device_id -> (stage, base_url) from the registry topic."""
     from pipeconsole.kafka.reader import AssignReader
     from pipeconsole.wire.codec import DecodeFailure, decode
     from pipeconsole.wire.gen.registry_pb2 import RegistryEvent
 
-    out: dict[str, str] = {}
+    out: dict[str, tuple[str, str]] = {}
     with AssignReader(profile, [profile.topics.registry]) as reader:
         for rec in reader.read_to_end(timeout):
             ev = decode(RegistryEvent, rec.value, allow_unknown=True)
             if isinstance(ev, DecodeFailure):
                 continue
             if ev.HasField("added"):
-                out[ev.added.device_id] = ev.added.base_url
+                out[ev.added.device_id] = (ev.added.stage, ev.added.base_url)
             elif ev.HasField("removed"):
                 out.pop(ev.removed.device_id, None)
     return out
 
 
-def inject_scenario(profile: Profile, scenario: Scenario, wait_s: float = 30.0) -> str:
-    """Start ``scenario`` on the fleet behind ``profile``; return one line saying what was done."""
+def inject_scenario(
+    profile: Profile, scenario: Scenario, wait_s: float = 30.0, fleet_size: int = 1
+) -> str:
+    """Start ``scenario`` on the fleet behind ``profile``; return one line saying what was done.
+
+    The target is picked once ``fleet_size`` devices have registered (or ``wait_s`` has passed):
+    from a half-registered fleet, "the third transcoder" could be another one."""
     if scenario.fault == "protocol":
         return _poison(profile)
     from pipeconsole.chaos.faults import FaultClient, FaultError, Target
 
     deadline = time.monotonic() + wait_s
-    devices: dict[str, str] = {}
-    while scenario.device not in devices and time.monotonic() < deadline:
+    devices = _registry(profile)
+    while len(devices) < fleet_size and time.monotonic() < deadline:
+        time.sleep(0.5)
         devices = _registry(profile)
-        if scenario.device not in devices:
-            time.sleep(0.5)
-    if scenario.device not in devices:
-        return f"scenario {scenario.name}: device {scenario.device} is not registered"
+    device = scenario.pick({d: stage for d, (stage, _url) in devices.items()})
+    if device is None:
+        return f"scenario {scenario.name}: no {scenario.stage} device is registered"
     client = FaultClient()
     try:
         lease = client.inject(
-            Target(scenario.device, devices[scenario.device]),
-            scenario.fault,
-            SCENARIO_FAULT_S,
-            scenario.params,
+            Target(device, devices[device][1]), scenario.fault, SCENARIO_FAULT_S, scenario.params
         )
     finally:
         client.close()
     if isinstance(lease, FaultError):
         return f"scenario {scenario.name}: {lease.reason}"
-    return f"scenario {scenario.name}: {scenario.description} ({scenario.device}, {scenario.fault})"
+    return f"scenario {scenario.name}: {scenario.description} ({device}, {scenario.fault})"
 
 
 def _poison(profile: Profile, count: int = 60) -> str:
@@ -114,11 +116,13 @@ def _poison(profile: Profile, count: int = 60) -> str:
     return f"scenario poison-requests: {count} requests sent, 2 in 3 of them hostile"
 
 
-def _start_scenario(profile: Profile, scenario: Scenario, delay_s: float) -> threading.Thread:
+def _start_scenario(
+    profile: Profile, scenario: Scenario, delay_s: float, fleet_size: int
+) -> threading.Thread:
     def run() -> None:
         time.sleep(delay_s)
         try:
-            LOG.warning("%s", inject_scenario(profile, scenario))
+            LOG.warning("%s", inject_scenario(profile, scenario, fleet_size=fleet_size))
         except Exception as exc:  # shown in the console's log view; the demo goes on
             LOG.error("scenario %s failed: %s: %s", scenario.name, type(exc).__name__, exc)
 
@@ -171,7 +175,7 @@ def demo(
         except (BrokerError, AdminError, OSError) as exc:
             fail(f"cannot start the demo: {exc}")
         if scenario:
-            _start_scenario(stack.profile, SCENARIOS[scenario], scenario_delay)
+            _start_scenario(stack.profile, SCENARIOS[scenario], scenario_delay, devices)
         if headless:
             assert script is not None and out is not None
             code = _headless(stack, script, out, scenario)

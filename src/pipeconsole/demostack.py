@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -31,33 +32,47 @@ class Scenario:
     """A scripted incident: a fault on one device, a few seconds after start."""
 
     name: str
-    device: str
+    stage: str
+    """The stage of the device the fault goes to ("" for a fault on the request topic)."""
+    ordinal: int
+    """Which device of the stage: the ``ordinal``-th in id order, counted from 1, or the stage's
+    last when it has fewer (a 4-device fleet has one transcoder). Ids are zero-padded to the
+    stage's width (``transcode-03`` in the default fleet, ``transcode-003`` from 297 devices
+    on), so a fixed id would name no device in some fleets."""
     fault: str
     params: dict[str, float] = field(default_factory=dict)
     description: str = ""
+
+    def pick(self, stages: Mapping[str, str]) -> str | None:
+        """The target among ``stages`` (device id -> stage); None when the stage has none."""
+        ids = sorted(d for d, stage in stages.items() if stage == self.stage)
+        return ids[min(self.ordinal, len(ids)) - 1] if ids else None
 
 
 SCENARIOS: dict[str, Scenario] = {
     s.name: s
     for s in (
-        Scenario("encoder-crash", "transcode-03", "crash", description="a transcoder crashes"),
-        Scenario("slow-packager", "package-02", "stall", description="a packager stops output"),
+        Scenario("encoder-crash", "transcode", 3, "crash", description="a transcoder crashes"),
+        Scenario("slow-packager", "package", 2, "stall", description="a packager stops output"),
         Scenario(
             "retry-storm",
-            "origin-01",
+            "origin",
+            1,
             "error_rate",
             {"rate": 0.6},
             description="an origin fails 60% of commands",
         ),
         Scenario(
             "telemetry-blackout",
-            "transcode-05",
+            "transcode",
+            5,
             "blackout",
             description="a transcoder's health endpoint goes silent",
         ),
         Scenario(
             "poison-requests",
             "",
+            0,
             "protocol",
             description="malformed and malicious DeviceRequests on the request topic",
         ),

@@ -1,0 +1,54 @@
+"""The demo's scenarios find their device in every fleet the demo can start (pure logic)."""
+
+from __future__ import annotations
+
+from hypothesis import example, given, settings
+from hypothesis import strategies as st
+
+from pipeconsole.demostack import SCENARIOS
+from pipeconsole.sim.topology import default_layout
+
+_DEVICE_SCENARIOS = [s for s in SCENARIOS.values() if s.stage]
+
+
+def _stages(devices: int, seed: int = 7) -> dict[str, str]:
+    return {d.device_id: d.stage for d in default_layout(devices, seed=seed).devices}
+
+
+def test_the_default_fleet_gets_the_documented_targets() -> None:
+    stages = _stages(24)
+    picked = {s.name: s.pick(stages) for s in _DEVICE_SCENARIOS}
+    assert picked == {
+        "encoder-crash": "transcode-03",
+        "slow-packager": "package-02",
+        "retry-storm": "origin-01",
+        "telemetry-blackout": "transcode-05",
+    }
+
+
+def test_wider_ids_and_small_stages_still_name_a_device() -> None:
+    """From 297 devices the ids are three digits wide (``package-002``): the fixed id
+    ``package-02`` named no device there, and the scenario did nothing. A 4-device fleet has
+    one transcoder: the third is its last."""
+    wide = _stages(400)
+    assert SCENARIOS["slow-packager"].pick(wide) == "package-002"
+    assert SCENARIOS["encoder-crash"].pick(wide) == "transcode-003"
+    assert SCENARIOS["encoder-crash"].pick(_stages(4)) == "transcode-01"
+    assert SCENARIOS["encoder-crash"].pick({"ingest-01": "ingest"}) is None
+
+
+@settings(max_examples=8, deadline=None)  # a 2,000-device layout takes ~1 s to build
+@given(devices=st.integers(4, 2000))
+@example(devices=4)
+@example(devices=296)  # ids two digits wide
+@example(devices=297)  # three digits wide in the largest stages
+@example(devices=2000)
+def test_every_scenario_picks_a_device_of_its_stage_in_every_demo_fleet(devices: int) -> None:
+    """The demo's whole range of fleet sizes (ids and stages do not depend on the seed)."""
+    stages = _stages(devices)
+    for s in _DEVICE_SCENARIOS:
+        ids = sorted(d for d, stage in stages.items() if stage == s.stage)
+        target = s.pick(stages)
+        assert target is not None and stages[target] == s.stage
+        # The ordinal-th of the stage when it has that many, else its last.
+        assert target == ids[min(s.ordinal, len(ids)) - 1]
