@@ -268,6 +268,30 @@ async def test_while_a_backlog_is_read_the_overview_says_the_analyses_are_pendin
         assert str(incidents.get_option_at_index(0).prompt) != first
 
 
+async def test_an_incident_whose_reason_changes_shows_the_new_reason() -> None:
+    """The list is rebuilt when what a row shows changes, not only the ranking: a device first
+    seen silent ("no state event yet") whose actor then reports why it is unknown (demo
+    ``--scenario telemetry-blackout``: the old line stayed on screen for good)."""
+    from pipeconsole.ui.widgets.incidents import IncidentList
+
+    app = make_app()
+    snap = incident()
+    top = replace(snap.incidents[0], failing_checks=(), reason="no state event yet")
+    first = replace(snap, incidents=(top, *snap.incidents[1:]))
+    later = replace(
+        first,
+        seq=first.seq + 1,
+        incidents=(replace(top, reason="health: no answer within 2000 ms"), *snap.incidents[1:]),
+    )
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, first)
+        incidents = app.screen.query_one(IncidentList)
+        assert "no state event yet" in str(incidents.get_option_at_index(0).prompt)
+        await feed(pilot, later)
+        row = str(incidents.get_option_at_index(0).prompt)
+        assert "no answer within 2000 ms" in row and "no state event yet" not in row
+
+
 @pytest.mark.parametrize(
     ("key", "screen"), [("enter", DevicesScreen), ("5", LogScreen), ("6", ChaosScreen)]
 )

@@ -19,8 +19,13 @@ from pipeconsole.ui.render import HEALTH_MARK, HEALTH_STYLE, plain
 __all__ = ["IncidentList", "incident_text"]
 
 
+def _why(i: Incident) -> str:
+    """The incident's second line: its first failing check, or else its reason."""
+    return i.failing_checks[0] if i.failing_checks else i.reason
+
+
 def incident_text(i: Incident) -> Text:
-    check = i.failing_checks[0] if i.failing_checks else i.reason
+    check = _why(i)
     return Text.assemble(
         (f"{i.rank:>2} {HEALTH_MARK[i.health]} ", HEALTH_STYLE[i.health]),
         plain(i.device_id, max_len=32, style=Style(bold=True)),
@@ -50,12 +55,10 @@ class IncidentList(OptionList):
 
     def show(self, incidents: tuple[Incident, ...], *, pending: bool = False) -> None:
         """``pending``: the graph has not been analysed yet (a backlog is being read)."""
-        key = tuple(
-            (i.device_id, i.rank, i.health, i.blast_size, i.failing_checks) for i in incidents
-        )
-        old = tuple(
-            (i.device_id, i.rank, i.health, i.blast_size, i.failing_checks) for i in self.incidents
-        )
+        # What the rows show: a device's reason changes while its failing checks do not (a
+        # silent device's "silent for N s", the reason its actor reported once it answered).
+        key = tuple((i.device_id, i.rank, i.health, i.blast_size, _why(i)) for i in incidents)
+        old = tuple((i.device_id, i.rank, i.health, i.blast_size, _why(i)) for i in self.incidents)
         current = self.highlighted_device
         self.incidents = incidents
         was_pending, self.pending = self.pending, pending
