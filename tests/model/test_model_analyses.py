@@ -64,6 +64,32 @@ def test_silence_makes_a_device_unknown_not_healthy() -> None:
     assert model.snapshot().fleet.unknown == 1
 
 
+def test_falling_silent_goes_on_the_timeline_once_and_flapping_does_not_repeat_it() -> None:
+    """Silence after a HEALTHY report is a transition (on the timeline). A device whose actor
+    reports UNKNOWN (its health check timing out) less often than every 3 intervals flaps
+    between silent and reported: UNKNOWN all along, so its transition is noted once, not at
+    every flap (the demo's telemetry-blackout put a line on the timeline every 2-4 s)."""
+    clock = FakeClock()
+    model = _model(clock)
+    spec, other = pipeline(4)[:2]
+    model.apply([added(spec), added(other), state(spec.device_id, clock.now_ms)])
+    model.apply([state(other.device_id, clock.now_ms)])
+    model.snapshot()
+    clock.advance(16)  # > 3 x 5 s
+    model.apply([state(other.device_id, clock.now_ms, health="UNKNOWN")])
+    model.snapshot()
+    for _ in range(3):  # silent, then reported UNKNOWN again, three times
+        clock.advance(16)
+        model.snapshot()
+        model.apply([state(other.device_id, clock.now_ms, health="UNKNOWN")])
+        model.snapshot()
+    texts = [(e.subject, e.text) for e in model.snapshot().timeline]
+    silent = [t for d, t in texts if d == spec.device_id and t.startswith("UNKNOWN")]
+    assert len(silent) == 1 and "no state event for 16 s" in silent[0]
+    flapping = [t for d, t in texts if d == other.device_id and t.startswith("UNKNOWN")]
+    assert len(flapping) == 1  # the reported transition, not one per silence
+
+
 def test_registered_device_without_telemetry_is_unknown() -> None:
     model = _model()
     model.apply([added(pipeline(4)[0])])

@@ -551,11 +551,17 @@ class Model:
         )
 
     def _note_stale(self, devices: tuple[Any, ...], now: int) -> None:
-        stale = {v.device_id for v in devices if v.stale and v.last_seen_ms}
-        reasons = {v.device_id: v.reason for v in devices if v.device_id in stale}
-        for d in sorted(stale - self._stale):
-            self.timeline.add(now, "health", d, f"UNKNOWN: {reasons[d]}", Severity.ERROR)
-        self._stale = stale
+        """A device falling silent goes on the timeline, unless its last report already said
+        UNKNOWN (that report's transition is there): a device whose actor reports UNKNOWN
+        after each timed-out check, slower than 3 check intervals, flaps between silent and
+        reported, and put "UNKNOWN: no state event for 3 s" on the timeline every few
+        seconds for as long as the fault lasted."""
+        stale = {v.device_id: v for v in devices if v.stale and v.last_seen_ms}
+        for d in sorted(stale.keys() - self._stale):
+            v = stale[d]
+            if v.reported_health != Health.UNKNOWN:
+                self.timeline.add(now, "health", d, f"UNKNOWN: {v.reason}", Severity.ERROR)
+        self._stale = set(stale)
 
     def _update_rate(self, now: int) -> None:
         t0, n0 = self._rate_mark
