@@ -224,6 +224,37 @@ def test_deadline_miss_rate_per_device_and_stage() -> None:
     assert any("DEADLINE_EXCEEDED" in e.text for e in snap.timeline)
 
 
+def test_dlq_entry_reads_the_device_actors_own_headers_before_the_source_records() -> None:
+    """The console reads back what the device actors write (``pipeconsole.dlq.reason``, before
+    session 9 shown as no reason at all), and a source record's own ``reason``/``x-code``
+    headers (kept on the dead letter, ahead of the actors') do not pass for the actors' word."""
+    from pipeconsole.actors.dlq import dead_letter
+    from pipeconsole.kafka.records import Record
+
+    source = Record(
+        "device-request-v1",
+        2,
+        41,
+        FIXED_NOW_MS,
+        b"d1",
+        b"\x0a\xff",
+        (("reason", b"all good, nothing to see"), ("x-code", b"ok")),
+    )
+    letter = dead_letter(
+        source,
+        code="malformed",
+        reason="DeviceRequest: truncated",
+        attempts=1,
+        actor_id="a1",
+        time_unix_ms=FIXED_NOW_MS,
+    )
+    model = _model()
+    model.apply([DlqRecord("dlq", 0, 7, FIXED_NOW_MS, letter.key, letter.value, letter.headers)])
+    entry = model.snapshot().dlq[0]
+    assert entry.reason == "DeviceRequest: truncated"
+    assert entry.code == "malformed"
+
+
 def test_dlq_entry_keeps_its_reason_and_finalizes_the_request() -> None:
     from pipeconsole.wire.gen.device_request_pb2 import DeviceRequest
 

@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipeconsole.kafka.records import Record
+from pipeconsole.wire.headers import DLQ_PREFIX
 
 __all__ = ["HEADER_PREFIX", "KEEP_BYTES", "DeadLetter", "dead_letter", "truncated"]
 
-HEADER_PREFIX = "pipeconsole.dlq."
+HEADER_PREFIX = DLQ_PREFIX
 KEEP_BYTES = 64 * 1024
 """What a truncated dead letter keeps of a value the DLQ topic would not take whole."""
 

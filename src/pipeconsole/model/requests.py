@@ -24,6 +24,7 @@ from pipeconsole.model.snapshot import (
     RequestRow,
     RequestState,
 )
+from pipeconsole.wire.headers import DLQ_PREFIX
 
 __all__ = ["DlqRecord", "RequestBook"]
 
@@ -191,20 +192,14 @@ class RequestBook:
     def dead_letter(self, rec: DlqRecord, request_id: str, device_id: str) -> DlqEntry:
         headers = tuple((k, v.decode("utf-8", "replace")[:512]) for k, v in rec.headers[:32])
         hmap = dict(headers)
-        code = ""
-        for k, v in headers:
-            lk = k.lower()
-            if lk.endswith("code") or lk in ("error", "error.class", "failure"):
-                code = v
-                break
         entry = DlqEntry(
             topic=hmap.get("topic", hmap.get("source.topic", rec.topic)),
             partition=rec.partition,
             offset=rec.offset,
             time_ms=rec.timestamp_ms,
             key=(rec.key or b"").decode("utf-8", "replace")[:256],
-            reason=hmap.get("reason", hmap.get("error.reason", "")),
-            code=code,
+            reason=_reason(hmap),
+            code=_code(hmap),
             headers=headers,
             size=len(rec.value or b""),
             request_id=request_id,
@@ -280,3 +275,32 @@ class RequestBook:
         rows = [DeadlineMisses(k, m, n, m / n) for k, (m, n) in per.items() if m]
         rows.sort(key=lambda r: (-r.rate, -r.misses, r.key))
         return (misses / total if total else 0.0), tuple(rows[:200])
+
+
+def _reason(headers: dict[str, str]) -> str:
+    """A DLQ record's reason: the device actors' header, a ``reason`` or ``error.reason``
+    header, else any header named ``<prefix>.reason`` (before session 9 the console read only
+    ``reason`` and ``error.reason``, and showed no reason for its own actors' records).
+
+    The actors' headers go first: they drop any header of the source record with their prefix,
+    while its other headers (a hostile producer's ``reason`` or ``x-code`` among them) are kept,
+    ahead of theirs."""
+    for k in (DLQ_PREFIX + "reason", "reason", "error.reason"):
+        if k in headers:
+            return headers[k]
+    for k, v in headers.items():
+        if k.lower().endswith(".reason"):
+            return v
+    return ""
+
+
+def _code(headers: dict[str, str]) -> str:
+    """A DLQ record's failure code: the actors' header, else an ``error.code``-like one."""
+    ours = headers.get(DLQ_PREFIX + "code")
+    if ours is not None:
+        return ours
+    for k, v in headers.items():
+        lk = k.lower()
+        if lk.endswith("code") or lk in ("error", "error.class", "failure"):
+            return v
+    return ""

@@ -480,9 +480,10 @@ class DlqEntry:
     time_ms: int
     key: str
     reason: str
-    """The ``reason`` header (raw, untrusted)."""
+    """The device actors' ``pipeconsole.dlq.reason`` header, else a ``reason``-like one (raw,
+    untrusted)."""
     code: str
-    """An ``error.code``-like header when present."""
+    """The device actors' ``pipeconsole.dlq.code`` header, else an ``error.code``-like one."""
     headers: tuple[tuple[str, str], ...]
     size: int
     request_id: str = ""
