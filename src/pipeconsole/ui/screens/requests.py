@@ -29,7 +29,9 @@ from pipeconsole.ui.widgets.panel import Panel
 __all__ = ["RequestsScreen", "ordered_requests"]
 
 REQ_COLUMNS = ("state", "deadline", "device", "request", "id", "att", "reason")
-DLQ_COLUMNS = ("time", "where", "code", "reason", "request")
+DLQ_COLUMNS = ("time", "where", "code", "request", "reason")
+"""The reason last, as in the requests table: it is the long one (an actor's reason runs to 150
+characters), and the request id before it stays on screen."""
 
 
 def ordered_requests(s: Snapshot) -> list[RequestRow]:
@@ -62,8 +64,8 @@ def _dlq_row(e: DlqEntry) -> tuple[Text, ...]:
         Text(clock(e.time_ms), Style(dim=True)),
         plain(f"{e.topic}/{e.partition}@{e.offset}", max_len=60),
         plain(e.code or "—", max_len=24, style=Style(color="red")),
-        plain(e.reason, max_len=200),
         plain(e.request_id[:8] or "—", max_len=8, style=Style(dim=True)),
+        plain(e.reason, max_len=200),
     )
 
 
