@@ -238,7 +238,7 @@ def test_dlq_entry_reads_the_device_actors_own_headers_before_the_source_records
         FIXED_NOW_MS,
         b"d1",
         b"\x0a\xff",
-        (("reason", b"all good, nothing to see"), ("x-code", b"ok")),
+        (("reason", b"all good, nothing to see"), ("x-code", b"ok"), ("topic", b"elsewhere")),
     )
     letter = dead_letter(
         source,
@@ -253,6 +253,7 @@ def test_dlq_entry_reads_the_device_actors_own_headers_before_the_source_records
     entry = model.snapshot().dlq[0]
     assert entry.reason == "DeviceRequest: truncated"
     assert entry.code == "malformed"
+    assert (entry.topic, entry.partition, entry.offset) == ("dlq", 0, 7)  # the letter's own
 
 
 def test_dlq_entry_keeps_its_reason_and_finalizes_the_request() -> None:

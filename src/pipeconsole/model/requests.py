@@ -193,7 +193,9 @@ class RequestBook:
         headers = tuple((k, v.decode("utf-8", "replace")[:512]) for k, v in rec.headers[:32])
         hmap = dict(headers)
         entry = DlqEntry(
-            topic=hmap.get("topic", hmap.get("source.topic", rec.topic)),
+            # Where the dead letter itself is (its partition and offset are): a ``topic`` header
+            # is the source's, or a producer's word, and mixed the two positions before.
+            topic=rec.topic,
             partition=rec.partition,
             offset=rec.offset,
             time_ms=rec.timestamp_ms,
