@@ -24,6 +24,11 @@ def _why(i: Incident) -> str:
     return i.failing_checks[0] if i.failing_checks else i.reason
 
 
+def _rows(incidents: tuple[Incident, ...]) -> tuple[tuple[object, ...], ...]:
+    """What the list shows of ``incidents``: it is rebuilt when this changes."""
+    return tuple((i.device_id, i.rank, i.health, i.blast_size, _why(i)) for i in incidents)
+
+
 def incident_text(i: Incident) -> Text:
     check = _why(i)
     return Text.assemble(
@@ -57,8 +62,7 @@ class IncidentList(OptionList):
         """``pending``: the graph has not been analysed yet (a backlog is being read)."""
         # What the rows show: a device's reason changes while its failing checks do not (a
         # silent device's "silent for N s", the reason its actor reported once it answered).
-        key = tuple((i.device_id, i.rank, i.health, i.blast_size, _why(i)) for i in incidents)
-        old = tuple((i.device_id, i.rank, i.health, i.blast_size, _why(i)) for i in self.incidents)
+        key, old = _rows(incidents), _rows(self.incidents)
         current = self.highlighted_device
         self.incidents = incidents
         was_pending, self.pending = self.pending, pending
