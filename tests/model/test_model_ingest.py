@@ -201,9 +201,12 @@ def _reported(ingest: Ingest) -> int:
     return sum(1 for r in ingest.model.fleet if r.last_seen_ms)
 
 
-def test_an_empty_poll_is_not_the_end_of_the_backlog(profile: Profile) -> None:
-    """The old rule fails this: its first instant poll is empty, and it said 0 of 12."""
-    _publish_pipeline(profile)
+def _read_the_backlog(profile: Profile) -> tuple[int | None, int]:
+    """Steps a new ``Ingest`` with polls that never wait until it says the backlog is read.
+
+    Returns how many devices it had read then, and how many polls came back empty before it
+    had read them all. Checks the snapshot's word and the timeline on the way out.
+    """
     ingest = Ingest(profile, options=IngestOptions(snapshot_hz=20, lag_interval_s=3600))
     assert ingest.connect()
     assert not ingest.model.snapshot(analyse=False).connection.caught_up
@@ -219,14 +222,29 @@ def test_an_empty_poll_is_not_the_end_of_the_backlog(profile: Profile) -> None:
                 said_read_at = _reported(ingest)
                 break
             pause.wait(0.001)  # no event to await: these polls are meant not to wait
-        assert said_read_at == DEVICES
-        # What the old rule took for the end: here at least the first, instant poll.
-        assert empty_before_the_end >= 1
         snap = ingest.snapshot_now()
         assert snap.connection.caught_up and snap.to_json()["connection"]["caught_up"] is True
         assert any(e.text == "start-up window read" for e in snap.timeline)
+        return said_read_at, empty_before_the_end
     finally:
         ingest.close()
+
+
+def test_an_empty_poll_is_not_the_end_of_the_backlog(profile: Profile) -> None:
+    """The old rule fails this: its first instant poll is empty, and it said 0 of 12."""
+    _publish_pipeline(profile)
+    # Whether a poll comes back empty before the end is up to the broker's timing: the first
+    # fetch has almost always not arrived at the first instant poll, but once in a while it
+    # has. Each attempt must say "read" only at the end; one of them must also have met an
+    # empty poll on the way, or the test would not show the old rule failing.
+    empties: list[int] = []
+    for _ in range(5):
+        said_read_at, empty_before_the_end = _read_the_backlog(profile)
+        assert said_read_at == DEVICES
+        empties.append(empty_before_the_end)
+        if empty_before_the_end:
+            break
+    assert any(empties), f"no attempt met an empty poll before the end: {empties}"
 
 
 def test_the_backlog_is_read_while_a_live_stream_never_pauses(profile: Profile) -> None:
