@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import socket
 import uuid
 from dataclasses import replace
+
+import pytest
 
 from pipeconsole.config import Profile
 from pipeconsole.kafka.admin import group_lag
@@ -74,3 +77,33 @@ def test_group_settings_in_a_profile_do_not_break_the_assign_only_clients(
     with AssignReader(tuned, [tuned.topics.audit]) as reader:
         assert [r.value for r in reader.read_to_end()] == [b"x"]
     assert group_lag(tuned, "nobody", [tuned.topics.request])  # a row per partition
+
+
+def test_a_broker_whose_picked_port_was_taken_starts_on_another(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The port is picked free, then bound by Tansu: another process may take it in between
+    (here, one that listens and never answers Kafka). The broker comes up on a new port."""
+    import pipeconsole.broker as broker_mod
+    from pipeconsole.kafka.admin import wait_ready
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        picks: list[int] = []
+        real = broker_mod.free_port
+
+        def pick(host: str = "127.0.0.1") -> int:
+            picks.append(port if not picks else real(host))
+            return picks[-1]
+
+        def ready(bootstrap: str, timeout: float) -> None:
+            # The impostor accepts connections; Kafka's answer never comes. Not a whole
+            # start-up timeout's wait for it in a test.
+            wait_ready(bootstrap, 2.0 if bootstrap.endswith(f":{port}") else timeout)
+
+        monkeypatch.setattr(broker_mod, "free_port", pick)
+        with broker_mod.EmbeddedBroker(ready=ready) as b:
+            assert len(picks) == 2 and b.port == picks[1] != port
+            assert b.running()

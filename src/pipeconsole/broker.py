@@ -43,6 +43,10 @@ def resolve_binary() -> Path:
         raise BrokerError(f"the Tansu broker binary is unavailable: {exc}") from None
 
 
+class _Exited(BrokerError):
+    """The broker process exited before it listened, or could not bind its port."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -93,6 +97,22 @@ class EmbeddedBroker:
         return self._proc.pid if self._proc else None
 
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
+        """Start Tansu and wait until it answers. A port not given is picked free (and so is
+        the inner port behind TLS); another process may take it before Tansu binds it, so a
+        broker that exits at once on a picked port is started again on new ones (twice at
+        most)."""
+        picked = not self.port
+        for attempt in range(3):
+            if picked:
+                self.port = 0
+            try:
+                return self._start(timeout)
+            except _Exited:
+                if not (picked or self.tls) or attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _start(self, timeout: float) -> EmbeddedBroker:
         binary = resolve_binary()
         if not self.port:
             self.port = free_port(self.host)
@@ -136,10 +156,12 @@ class EmbeddedBroker:
                 self._ready(self.bootstrap, timeout)
         except Exception as exc:
             tail = self.log_tail()
+            # Its port taken: it exited, or (Tansu binds in a worker thread) it lives on
+            # without a listener while whoever holds the port answered our connect.
+            taken = isinstance(exc, _Exited) or self._said("Address in use")
             self.stop()
-            raise BrokerError(
-                f"broker did not become ready on {self.bootstrap}: {exc}{tail}"
-            ) from None
+            error = _Exited if taken else BrokerError
+            raise error(f"broker did not become ready on {self.bootstrap}: {exc}{tail}") from None
         return self
 
     @property
@@ -151,7 +173,7 @@ class EmbeddedBroker:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._proc is not None and self._proc.poll() is not None:
-                raise BrokerError(f"exited with status {self._proc.returncode}")
+                raise _Exited(f"exited with status {self._proc.returncode}")
             with (
                 contextlib.suppress(OSError),
                 socket.create_connection((self.host, port), timeout=0.2),
@@ -159,6 +181,13 @@ class EmbeddedBroker:
                 return
             time.sleep(0.02)
         raise BrokerError(f"not listening after {timeout:.0f} s")
+
+    def _said(self, text: str) -> bool:
+        """Whether the broker's log holds ``text``."""
+        try:
+            return self._log is not None and text in self._log.read_text(errors="replace")
+        except OSError:
+            return False
 
     def log_tail(self, lines: int = 5) -> str:
         if not self._log or not self._log.exists():
