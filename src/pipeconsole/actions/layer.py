@@ -601,6 +601,7 @@ class ActionLayer:
             self.outbox.pending([entry])
             pacer.wait()
             fut = self.sender.send(self.profile.topics.request, _encode(new), key=new.device_id)
+            pacer.sent()
             inflight.append((entry, new, fut))
             if on_sent is not None:
                 on_sent(orig, new)

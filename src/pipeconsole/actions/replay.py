@@ -291,11 +291,14 @@ def reissue(
 
 @dataclass
 class Pacer:
-    """Spaces calls to :meth:`wait` at least ``1/rate`` s apart (plus 1 ms of margin).
+    """Spaces sends at least ``1/rate`` s apart (plus 1 ms of margin).
 
-    Measured from the previous call's return (the actual send), never from a fixed grid, so a
-    late send is not followed by a burst that catches up: no window of one second ever holds
-    more than ``rate`` sends.
+    The caller calls :meth:`wait` before each send and :meth:`sent` once the send has taken
+    its timestamp (the producer's ``produce()`` returned). The gap is measured from that
+    mark, never from a fixed grid: a send delayed after ``wait`` returned (a collection, a busy
+    core) pushes the next one back rather than letting the two go out at once, and a late
+    send is not followed by a burst that catches up. So any two sends' record timestamps are
+    at least ``1/rate`` s apart, and no window of one second holds more than ``rate``.
     """
 
     rate: float
@@ -315,6 +318,10 @@ class Pacer:
                 if left <= 0:
                     break
                 self.sleep(left)
+        self._last = self.clock()
+
+    def sent(self) -> None:
+        """The send :meth:`wait` let through is done: the next gap is measured from now."""
         self._last = self.clock()
 
 
