@@ -79,7 +79,7 @@ def request(
         misfire_strategy=DeviceRequest.FORGET if forget else DeviceRequest.BEST_EFFORT,
         request_id=request_id or str(uuid.uuid4()),
         device_id=device_id,
-        deadline=at(10) if deadline is None else deadline,
+        deadline=at(60) if deadline is None else deadline,
         qos=QoS(priority=QoS.NORMAL, max_attempts=max_attempts),
         nonce=uuid.uuid4().hex,
         issued_by="test",

@@ -101,22 +101,24 @@ async def test_a_hanging_device_ends_deadline_exceeded_at_the_deadline() -> None
 
 
 async def test_a_refused_connection_is_retriable_and_reported() -> None:
-    with socket.socket() as s:  # a port nobody listens on
+    # A port bound and never listened on, held for the whole test: connections to it are
+    # refused, and no other process can take it meanwhile.
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    async with new_session(tcp_connector(4, 2)) as session:
-        loop = asyncio.get_running_loop()
-        result = await _executor().execute(
-            session,
-            url=f"http://127.0.0.1:{port}/x",
-            method="POST",
-            headers={},
-            content=b"",
-            content_type="",
-            request_id="r-3",
-            deadline=Deadline(loop.time() + 10),
-            max_attempts=2,
-        )
+        async with new_session(tcp_connector(4, 2)) as session:
+            loop = asyncio.get_running_loop()
+            result = await _executor().execute(
+                session,
+                url=f"http://127.0.0.1:{port}/x",
+                method="POST",
+                headers={},
+                content=b"",
+                content_type="",
+                request_id="r-3",
+                deadline=Deadline(loop.time() + 10),
+                max_attempts=2,
+            )
     assert result.outcome == R.FAILED
     assert result.attempts == 2  # retriable: retried once, then no attempts left
     assert "ClientConnectorError" in result.reason

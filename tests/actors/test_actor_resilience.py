@@ -140,9 +140,11 @@ def test_kill_9_with_requests_scheduled_and_in_flight_loses_nothing(
     first = dispatch_process(profile, group, "victim")
     second = None
     try:
-        slow = [request(d, deadline=at(40)) for d in devs[:2] for _ in range(4)]
-        later = [request(d, schedule=at(4), deadline=at(40)) for d in devs for _ in range(2)]
-        now = [request(d, deadline=at(40)) for d in devs[2:] for _ in range(5)]
+        # Deadlines far off: the victim's start, the kill, the heir's start and the session
+        # expiry before it rejoins take ~15 s, and twice that on a loaded machine.
+        slow = [request(d, deadline=at(120)) for d in devs[:2] for _ in range(4)]
+        later = [request(d, schedule=at(4), deadline=at(120)) for d in devs for _ in range(2)]
+        now = [request(d, deadline=at(120)) for d in devs[2:] for _ in range(5)]
         reqs = slow + later + now
         sender.requests(reqs)
         responses.wait(
@@ -159,7 +161,7 @@ def test_kill_9_with_requests_scheduled_and_in_flight_loses_nothing(
         os.kill(first.pid, signal.SIGKILL)
         first.wait(10)
         second = dispatch_process(profile, group, "heir")
-        finals = responses.wait_final([r.request_id for r in reqs], 60)
+        finals = responses.wait_final([r.request_id for r in reqs], 120)
         assert len(finals) == len(reqs)
         by_rid = responses.finals()
         for r in reqs:

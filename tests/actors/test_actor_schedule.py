@@ -58,9 +58,13 @@ def test_cancel_before_fire_never_executes_and_after_fire_is_too_late(
     svc = ServiceThread(profile, settings())
     try:
         svc.wait_ready()
-        pending = request(devs[0], schedule=at(3.0), deadline=at(30))
+        # Far enough ahead that the waits before the cancel fit on a loaded machine.
+        pending = request(devs[0], schedule=at(10.0), deadline=at(60))
+        # Due just after it on the same device: once it has run, the scheduler is past the
+        # pending request's time, and would have run that too had the cancel not held it.
+        sentinel = request(devs[0], schedule=at(10.5), deadline=at(60))
         fired = request(devs[1])
-        sender.requests([pending, fired])
+        sender.requests([pending, sentinel, fired])
         responses.wait(
             lambda: R.SCHEDULED in [m.outcome for m in responses.by_request()[pending.request_id]],
             20,
@@ -79,9 +83,7 @@ def test_cancel_before_fire_never_executes_and_after_fire_is_too_late(
             "CANCEL_TOO_LATE for the fired request",
         )
         # The cancelled one never reached its device, even after its time has passed.
-        import time
-
-        time.sleep(3.5)
+        assert responses.wait_final([sentinel.request_id], 30)[sentinel.request_id].outcome == R.OK
         assert all(
             a.request_id != pending.request_id for a in fleet.device(devs[0]).counters().attempts
         )

@@ -47,9 +47,10 @@ def test_signed_mode_executes_signed_requests_and_refuses_unsigned_ones_and_canc
         good = sign(request(dev), KEY_ID, SECRET)
         unsigned = request(dev)
         forged = sign(request(dev), KEY_ID, "another-secret")
-        # Scheduled ahead, so that cancels can reach them while pending.
-        target = sign(request(dev, schedule=at(4), deadline=at(30)), KEY_ID, SECRET)
-        cancelled = sign(request(dev, schedule=at(4), deadline=at(30)), KEY_ID, SECRET)
+        # Scheduled ahead, so that cancels can reach them while pending (even on a loaded
+        # machine).
+        target = sign(request(dev, schedule=at(10), deadline=at(60)), KEY_ID, SECRET)
+        cancelled = sign(request(dev, schedule=at(10), deadline=at(60)), KEY_ID, SECRET)
         sender.requests([good, unsigned, forged, target, cancelled])
         responses.wait(
             lambda: (
@@ -71,7 +72,7 @@ def test_signed_mode_executes_signed_requests_and_refuses_unsigned_ones_and_canc
         _cancel(sender, profile, signed_cancel)
 
         rids = [good, unsigned, forged, target, cancelled]
-        finals = responses.wait_final([r.request_id for r in rids], 30)
+        finals = responses.wait_final([r.request_id for r in rids], 60)
         assert finals[good.request_id].outcome == R.OK
         assert finals[unsigned.request_id].outcome == R.REJECTED
         assert "unsigned" in finals[unsigned.request_id].reason

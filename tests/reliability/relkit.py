@@ -95,7 +95,7 @@ def request(
         misfire_strategy=DeviceRequest.FORGET if forget else DeviceRequest.BEST_EFFORT,
         request_id=request_id or str(uuid.uuid4()),
         device_id=device_id,
-        deadline=at(30) if deadline is None else deadline,
+        deadline=at(120) if deadline is None else deadline,
         qos=QoS(priority=QoS.NORMAL),
         nonce=uuid.uuid4().hex,
         issued_by="reliability",

@@ -75,7 +75,11 @@ def test_crashed_transcoder_is_ranked_first_and_one_enter_opens_its_check(
         dispatch.wait_ready()
         crashed = next(d.device_id for d in fleet.devices if d.device_id.startswith("transcode"))
         fleet.device(crashed).inject("crash", duration_s=120)
-        keystrokes, text, expected = asyncio.run(_drive(profile, crashed))
+        # The console's staleness bound (3 check intervals) well above the actors' fast checks:
+        # a loaded machine that delays a report must not turn healthy devices UNKNOWN and
+        # reorder the incidents between the test's look and its keystroke.
+        console = replace(profile, check_interval_s=5.0)
+        keystrokes, text, expected = asyncio.run(_drive(console, crashed))
     finally:
         dispatch.stop()
         fleet.stop()

@@ -77,11 +77,14 @@ async def test_probe_caps_the_body_of_a_device_that_sends_too_much(hostile_serve
 
 
 async def test_probe_of_an_unreachable_device_blames_the_device() -> None:
-    with socket.socket() as s:  # a port nobody listens on
+    # A port bound and never listened on, held for the whole test: connections to it are
+    # refused, and no other process can take it meanwhile.
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    snap = incident()
-    healthy = next(d.device_id for d in snap.devices if d.health.value == "HEALTHY")
-    text = await probe_text_after_p(with_url(snap, healthy, f"http://127.0.0.1:{port}"), healthy)
+        snap = incident()
+        healthy = next(d.device_id for d in snap.devices if d.health.value == "HEALTHY")
+        url = f"http://127.0.0.1:{port}"
+        text = await probe_text_after_p(with_url(snap, healthy, url), healthy)
     assert "no answer" in text
     assert "the device itself is unreachable" in text

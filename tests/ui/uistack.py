@@ -58,7 +58,7 @@ def layer_factory(state: Path) -> Callable[[Profile], ActionLayer]:
     def make(profile: Profile) -> ActionLayer:
         return ActionLayer(
             profile,
-            send_timeout_s=5.0,
+            send_timeout_s=30.0,
             outbox=Outbox(state / "outbox.jsonl"),
             audit_log=LocalAuditLog(state / "audit.jsonl"),
         )
