@@ -4,7 +4,9 @@ One command, nothing to set up: an embedded broker on a free port, the topics, a
 fleet and one device-actor service (:class:`~pipeconsole.demostack.DemoStack`), then the
 console. ``q``/Ctrl-C (or SIGTERM) stops every part and leaves no process behind. A part that
 dies is shown in the console, not hidden. ``--scenario`` starts a scripted incident a few
-seconds in; ``--headless --script F --out DIR`` runs a script instead of the TUI (for CI).
+seconds in (with its own request traffic where it is about requests); ``--traffic R`` sends R
+DeviceRequests a second across the fleet; ``--headless --script F --out DIR`` runs a script
+instead of the TUI (for CI).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import click
 from pipeconsole.cli import fail
 from pipeconsole.config import Profile
 from pipeconsole.demostack import SCENARIOS, DemoStack, Scenario
+from pipeconsole.demotraffic import Traffic
 
-__all__ = ["demo", "inject_scenario"]
+__all__ = ["Background", "demo", "inject_scenario"]
 
 LOG = logging.getLogger("pipeconsole.demo")
 SCENARIO_FAULT_S = 600.0
@@ -48,25 +51,35 @@ def _registry(profile: Profile, timeout: float = 30.0) -> dict[str, tuple[str, s
     return out
 
 
+def _fleet(
+    profile: Profile, fleet_size: int, wait_s: float, stop: threading.Event | None = None
+) -> dict[str, tuple[str, str]]:
+    """The registry once ``fleet_size`` devices are on it (or ``wait_s`` has passed, or
+    ``stop`` is set)."""
+    stop = stop or threading.Event()
+    deadline = time.monotonic() + wait_s
+    devices = _registry(profile)
+    while len(devices) < fleet_size and time.monotonic() < deadline and not stop.wait(0.5):
+        devices = _registry(profile)
+    return devices
+
+
 def inject_scenario(
     profile: Profile, scenario: Scenario, wait_s: float = 30.0, fleet_size: int = 1
-) -> str:
-    """Start ``scenario`` on the fleet behind ``profile``; return one line saying what was done.
+) -> tuple[str, str | None]:
+    """Start ``scenario`` on the fleet behind ``profile``: one line saying what was done, and
+    the device whose fault is on (None: none is).
 
     The target is picked once ``fleet_size`` devices have registered (or ``wait_s`` has passed):
     from a half-registered fleet, "the third transcoder" could be another one."""
     if scenario.fault == "protocol":
-        return _poison(profile)
+        return _poison(profile), None
     from pipeconsole.chaos.faults import FaultClient, FaultError, Target
 
-    deadline = time.monotonic() + wait_s
-    devices = _registry(profile)
-    while len(devices) < fleet_size and time.monotonic() < deadline:
-        time.sleep(0.5)
-        devices = _registry(profile)
+    devices = _fleet(profile, fleet_size, wait_s)
     device = scenario.pick({d: stage for d, (stage, _url) in devices.items()})
     if device is None:
-        return f"scenario {scenario.name}: no {scenario.stage} device is registered"
+        return f"scenario {scenario.name}: no {scenario.stage} device is registered", None
     client = FaultClient()
     try:
         lease = client.inject(
@@ -75,8 +88,9 @@ def inject_scenario(
     finally:
         client.close()
     if isinstance(lease, FaultError):
-        return f"scenario {scenario.name}: {lease.reason}"
-    return f"scenario {scenario.name}: {scenario.description} ({device}, {scenario.fault})"
+        return f"scenario {scenario.name}: {lease.reason}", None
+    line = f"scenario {scenario.name}: {scenario.description} ({device}, {scenario.fault})"
+    return line, device
 
 
 def _poison(profile: Profile, count: int = 60) -> str:
@@ -116,19 +130,83 @@ def _poison(profile: Profile, count: int = 60) -> str:
     return f"scenario poison-requests: {count} requests sent, 2 in 3 of them hostile"
 
 
-def _start_scenario(
-    profile: Profile, scenario: Scenario, delay_s: float, fleet_size: int
-) -> threading.Thread:
-    def run() -> None:
-        time.sleep(delay_s)
-        try:
-            LOG.warning("%s", inject_scenario(profile, scenario, fleet_size=fleet_size))
-        except Exception as exc:  # shown in the console's log view; the demo goes on
-            LOG.error("scenario %s failed: %s: %s", scenario.name, type(exc).__name__, exc)
+class Background:
+    """What the demo runs beside the console: a scenario a few seconds in (its fault, then its
+    own traffic if it has one) and the fleet-wide request traffic of ``--traffic``. Stopped
+    before the stack, so no sender outlives the broker."""
 
-    t = threading.Thread(target=run, name="demo-scenario", daemon=True)
-    t.start()
-    return t
+    def __init__(
+        self,
+        profile: Profile,
+        fleet_size: int,
+        *,
+        scenario: Scenario | None = None,
+        delay_s: float = 5.0,
+        traffic_per_s: float = 0.0,
+    ) -> None:
+        self.profile = profile
+        self.fleet_size = fleet_size
+        self.scenario = scenario
+        self.delay_s = delay_s
+        self.traffic_per_s = traffic_per_s
+        self.traffic: list[Traffic] = []
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def start(self) -> Background:
+        if self.scenario is not None:
+            self._spawn("demo-scenario", self._scenario, self.scenario)
+        if self.traffic_per_s > 0:
+            self._spawn("demo-traffic-start", self._fleet_traffic)
+        return self
+
+    def _spawn(self, name: str, target: Any, *args: Any) -> None:
+        def run() -> None:
+            try:
+                target(*args)
+            except Exception as exc:  # shown in the console's log view; the demo goes on
+                LOG.error("%s failed: %s: %s", name, type(exc).__name__, exc)
+
+        t = threading.Thread(target=run, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _scenario(self, scenario: Scenario) -> None:
+        if self._stop.wait(self.delay_s):
+            return
+        line, device = inject_scenario(self.profile, scenario, fleet_size=self.fleet_size)
+        LOG.warning("%s", line)
+        if device is not None and scenario.traffic_per_s > 0:
+            self._send(
+                [device],
+                scenario.traffic_per_s,
+                f"scenario {scenario.name}: {scenario.traffic_per_s:g} requests/s to {device}",
+            )
+
+    def _fleet_traffic(self) -> None:
+        devices = sorted(_fleet(self.profile, self.fleet_size, 30.0, self._stop))
+        if devices:
+            self._send(
+                devices,
+                self.traffic_per_s,
+                f"traffic: {self.traffic_per_s:g} requests/s across {len(devices)} devices",
+            )
+
+    def _send(self, devices: list[str], rate: float, line: str) -> None:
+        with self._lock:
+            if self._stop.is_set():
+                return
+            self.traffic.append(Traffic(self.profile, devices, rate).start())
+        LOG.warning("%s", line)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stop.set()
+        for traffic in self.traffic:
+            traffic.stop()
+        for t in self._threads:
+            t.join(5.0)
 
 
 @click.command()
@@ -141,6 +219,13 @@ def _start_scenario(
     help="Start a scripted incident a few seconds in.",
 )
 @click.option("--scenario-delay", type=float, default=5.0, show_default=True)
+@click.option(
+    "--traffic",
+    type=click.FloatRange(0, 1000),
+    default=0.0,
+    show_default=True,
+    help="DeviceRequests per second, round-robin over the whole fleet (0: none).",
+)
 @click.option(
     "--check-interval",
     type=float,
@@ -156,6 +241,7 @@ def demo(
     seed: int,
     scenario: str | None,
     scenario_delay: float,
+    traffic: float,
     check_interval: float,
     headless: bool,
     script: Path | None,
@@ -169,13 +255,19 @@ def demo(
         fail("--headless needs --script FILE and --out DIR", 2)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     stack = DemoStack(devices, seed, check_interval_s=check_interval)
+    background: Background | None = None
     try:
         try:
             stack.start()
         except (BrokerError, AdminError, OSError) as exc:
             fail(f"cannot start the demo: {exc}")
-        if scenario:
-            _start_scenario(stack.profile, SCENARIOS[scenario], scenario_delay, devices)
+        background = Background(
+            stack.profile,
+            devices,
+            scenario=SCENARIOS[scenario] if scenario else None,
+            delay_s=scenario_delay,
+            traffic_per_s=traffic,
+        ).start()
         if headless:
             assert script is not None and out is not None
             code = _headless(stack, script, out, scenario)
@@ -185,6 +277,8 @@ def demo(
     except KeyboardInterrupt:
         code = 130
     finally:
+        if background is not None:
+            background.stop()
         stack.stop()
     raise SystemExit(code)
 

@@ -42,6 +42,9 @@ class Scenario:
     fault: str
     params: dict[str, float] = field(default_factory=dict)
     description: str = ""
+    traffic_per_s: float = 0.0
+    """DeviceRequests per second sent to the device once the fault is on (0: none): a
+    scenario about requests needs requests to show."""
 
     def pick(self, stages: Mapping[str, str]) -> str | None:
         """The target among ``stages`` (device id -> stage); None when the stage has none."""
@@ -60,7 +63,8 @@ SCENARIOS: dict[str, Scenario] = {
             1,
             "error_rate",
             {"rate": 0.6},
-            description="an origin fails 60% of commands",
+            description="an origin fails 60% of commands, sent 5 a second",
+            traffic_per_s=5.0,
         ),
         Scenario(
             "telemetry-blackout",
