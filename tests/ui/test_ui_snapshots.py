@@ -46,3 +46,31 @@ def test_graph_collapsed_by_stage(snap_compare: Any) -> None:
     assert snap_compare(
         make_app(), terminal_size=(120, 36), run_before=before(incident(), "g", "c")
     )
+
+
+def _failed_request() -> Snapshot:
+    """The incident fixture with a request that failed for a long reason at the top."""
+    from dataclasses import replace
+
+    from pipeconsole.model.snapshot import RequestState
+
+    s = incident()
+    first = replace(
+        s.requests[0],
+        state=RequestState.FAILED,
+        remaining_ms=None,
+        attempts=3,
+        status_code=503,
+        issued_by="alice@ops",
+        actor_id="dispatch-host-1",
+        reason="HTTP 503 Service Unavailable: upstream encoder transcode-02 refused the segment "
+        "(queue 100/100 for 12.5 s); retried twice with backoff 200 ms, 400 ms; retry budget "
+        "exhausted (10 % of requests over the last 10 s)",
+    )
+    return replace(s, requests=(first, *s.requests[1:]), at_risk=())
+
+
+def test_request_detail_shows_the_whole_reason(snap_compare: Any) -> None:
+    assert snap_compare(
+        make_app(), terminal_size=(120, 36), run_before=before(_failed_request(), "3", "enter")
+    )

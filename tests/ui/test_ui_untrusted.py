@@ -47,3 +47,49 @@ async def test_hostile_text_is_shown_escaped_and_clicking_it_does_nothing() -> N
         await pilot.pause()
         assert app.is_running
         assert app.screen.query_one("#summary").region.height <= 2  # layout intact
+
+
+async def test_a_hostile_request_opens_escaped_in_full_and_closes() -> None:
+    """``enter`` on a request whose every text field is hostile: the detail shows them inert
+    and whole (the table cuts the reason at the screen's edge), and ``esc`` goes back."""
+    from dataclasses import replace
+
+    from pipeconsole.ui.screens.request_detail import RequestDetailScreen
+    from pipeconsole.ui.screens.requests import RequestsScreen
+
+    s = hostile()
+    long_reason = f"{EVIL} " * 6 + "the end"
+    evil = replace(
+        s.requests[0],
+        request_id=EVIL,
+        device_id=EVIL,
+        uri=EVIL,
+        reason=long_reason,
+        issued_by=EVIL,
+        actor_id=EVIL,
+        replay_of=EVIL,
+    )
+    s = replace(s, requests=(evil, *s.requests[1:]), at_risk=())
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, s)
+        await pilot.press("3")
+        await pilot.pause()
+        assert isinstance(app.screen, RequestsScreen)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RequestDetailScreen)
+        text = str(app.screen.query_one("#request-detail-text", Static).render())
+        assert "the end" in text  # the whole reason
+        assert "[bold red]x[/]" in text and "\x1b" not in text and "\u202e" not in text
+        svg = app.export_screenshot()
+        assert "\x1b" not in svg and "\u202e" not in svg and "\x07" not in svg
+        body = app.screen.query_one("#request-detail-text", Static)
+        for y in range(0, body.region.height, 2):
+            for x in range(0, body.region.width, 7):
+                await pilot.click(body, offset=(x, y))
+        await pilot.pause()
+        assert app.is_running and isinstance(app.screen, RequestDetailScreen)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, RequestsScreen)

@@ -5,7 +5,8 @@ Rows are keyed by request id and updated in place while the order holds. Operato
 (:mod:`pipeconsole.ui.actions`): ``n`` new request (on the highlighted row's device), ``e`` edit
 and resend, ``C`` cancel, ``R`` replay (the marked rows, else every row the ``/`` filter shows
 when one is set, else the highlighted one), ``space`` mark. Cancel and replay ask for a typed
-confirmation; nothing is bound to a common destructive key.
+confirmation; nothing is bound to a common destructive key. ``enter`` opens the highlighted
+request's every field, its reason in full (:mod:`~pipeconsole.ui.screens.request_detail`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pipeconsole.ui.keymap import bind
 from pipeconsole.ui.records import REQUEST_FIELDS, request_record
 from pipeconsole.ui.render import clock, count, deadline_bar, plain, state_style, state_text
 from pipeconsole.ui.screens.base import ConsoleScreen
+from pipeconsole.ui.screens.request_detail import RequestDetailScreen
 from pipeconsole.ui.widgets.panel import Panel
 
 __all__ = ["RequestsScreen", "ordered_requests"]
@@ -106,6 +108,7 @@ class RequestsScreen(ConsoleScreen):
             tooltip="Replay the marked / filtered / highlighted requests (dry run first)",
         ),
         bind("space", "mark", "Mark", "requests.mark"),
+        bind("enter", "detail", "Detail", "requests.detail", show=False),
     ]
 
     def __init__(self, *, initial_filter: str = "") -> None:
@@ -177,6 +180,18 @@ class RequestsScreen(ConsoleScreen):
             return None
         row = table.cursor_row
         return self.shown[row] if 0 <= row < len(self.shown) else None
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        if event.data_table.id == "request-table":
+            self.action_detail()
+
+    def action_detail(self) -> None:
+        """Every field of the highlighted request, its reason in full."""
+        row = self._need_selection()
+        snapshot = self.console_app.snapshot
+        if row is not None:
+            as_of = snapshot.time_ms if snapshot is not None else row.updated_ms
+            self.app.push_screen(RequestDetailScreen(row, as_of))
 
     def _need_selection(self) -> RequestRow | None:
         row = self.selected
