@@ -29,6 +29,7 @@ SHOTS: list[tuple[str, bool | str, tuple[str, ...], tuple[int, int] | None]] = [
     ("devices", True, ("2",), None),
     ("devices-filtered", True, ("2", "slash", *"health!=healthy", "enter"), None),
     ("requests", True, ("3",), None),
+    ("request-detail", True, ("3", "enter"), None),
     ("backpressure", "lagging", ("4",), None),
     ("log", True, ("5",), None),
     ("help", True, ("question_mark",), (100, 44)),

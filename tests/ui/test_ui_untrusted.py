@@ -93,3 +93,21 @@ async def test_a_hostile_request_opens_escaped_in_full_and_closes() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RequestsScreen)
+
+
+def test_the_request_detail_says_how_the_deadline_stands() -> None:
+    from dataclasses import replace
+
+    from pipeconsole.ui.screens.request_detail import request_detail_text
+
+    s = hostile()
+    r = s.requests[0]
+
+    def line(**kw: Any) -> str:
+        text = request_detail_text(replace(r, **kw), s.time_ms).plain
+        return next(x for x in text.splitlines() if x.startswith("deadline"))
+
+    assert line(deadline_ms=s.time_ms + 4000, remaining_ms=4000).endswith("· 4.0 s left")
+    assert line(deadline_ms=s.time_ms - 1500, remaining_ms=-1500).endswith("· missed by 1.5 s")
+    assert "left" not in line(deadline_ms=s.time_ms - 1500, remaining_ms=None)  # final
+    assert line(deadline_ms=0, remaining_ms=None).endswith("unknown")

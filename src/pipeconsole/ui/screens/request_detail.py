@@ -41,9 +41,9 @@ def _deadline(r: RequestRow) -> Text:
     if r.remaining_ms is None:
         return out
     if r.remaining_ms >= 0:
-        out.append(f"  {_seconds(r.remaining_ms)} left", Style(color="green"))
+        out.append(f" · {_seconds(r.remaining_ms)} left", Style(color="green"))
     else:
-        out.append(f"  missed by {_seconds(r.remaining_ms)}", Style(color="red", bold=True))
+        out.append(f" · missed by {_seconds(r.remaining_ms)}", Style(color="red", bold=True))
     return out
 
 
