@@ -231,7 +231,8 @@ def render_text(snap: Snapshot, breaches: list[str]) -> str:
         secs = f"{r.lag_seconds:.1f} s" if r.lag_seconds is not None else "? s"
         lines.append(
             f"  {s(r.group)} {s(r.topic)}[{r.partition}] committed {r.committed} high {r.high} "
-            f"lag {r.lag} ({secs}) drain {r.drain_rate:g}/s"
+            f"lag {r.lag} ({secs}) drain "
+            + (f"{r.drain_rate:g}/s" if r.drain_rate is not None else "?")
         )
     if snap.at_risk:
         lines.append("")

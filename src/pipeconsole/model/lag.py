@@ -5,7 +5,7 @@ them over as :class:`LagSample`. Messages behind = high - committed. Seconds beh
 record timestamps: the model remembers a bounded, sorted sample of (offset, timestamp) per
 partition of the topics it reads itself (device-request-v1), and the age of the first record at
 or after the committed offset is the lag in seconds. Drain rate = how fast the committed offset
-moved since the previous poll.
+moved since the previous poll (unknown, None, after a single poll).
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ class LagBook:
             key = (s.group, s.topic, s.partition)
             lag = s.high - s.committed if s.committed >= 0 else s.high
             prev = self._prev.get(key)
-            drain = 0.0
+            drain: float | None = None  # one poll alone cannot say how fast it moves
             if prev is not None and now_ms > prev[1] and s.committed >= 0 and prev[0] >= 0:
                 drain = max(0.0, (s.committed - prev[0]) / ((now_ms - prev[1]) / 1000))
             self._prev[key] = (s.committed, now_ms)
@@ -87,7 +87,7 @@ class LagBook:
                 high=s.high,
                 lag=max(0, lag),
                 lag_seconds=seconds,
-                drain_rate=round(drain, 3),
+                drain_rate=None if drain is None else round(drain, 3),
             )
 
     def rows(self) -> tuple[LagRow, ...]:

@@ -502,8 +502,10 @@ class LagRow:
     lag: int
     lag_seconds: float | None
     """Age of the oldest unconsumed record when known (from record timestamps)."""
-    drain_rate: float
-    """Messages per second the committed offset advances (0 when stuck)."""
+    drain_rate: float | None
+    """Messages per second the committed offset advanced between the last two polls (0 when
+    stuck); None until two polls with a committed offset say it (one poll cannot: a console
+    just started, ``pipeconsole status``)."""
 
 
 @dataclass(frozen=True, slots=True)

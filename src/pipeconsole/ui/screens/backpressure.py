@@ -28,6 +28,8 @@ def _lag_row(r: LagRow, slo_s: float) -> tuple[Text, ...]:
     style = fill_style(min(1.0, (behind or 0.0) / slo_s)) if slo_s > 0 else Style()
     if r.lag <= 0:
         drain = "—"
+    elif r.drain_rate is None:
+        drain = "?"  # one poll so far: "stuck" would be a false alarm
     elif r.drain_rate > 0:
         drain = age(r.lag / r.drain_rate)
     else:
@@ -38,7 +40,7 @@ def _lag_row(r: LagRow, slo_s: float) -> tuple[Text, ...]:
         Text(str(r.partition)),
         Text(count(r.lag), style if r.lag else Style(dim=True)),
         Text(age(behind), style),
-        Text(rate(r.drain_rate)),
+        Text(rate(r.drain_rate)) if r.drain_rate is not None else Text("?", Style(dim=True)),
         Text(drain, Style(color="red", bold=True) if drain == "stuck" else Style()),
     )
 
