@@ -54,7 +54,7 @@ async def test_a_hostile_request_opens_escaped_in_full_and_closes() -> None:
     and whole (the table cuts the reason at the screen's edge), and ``esc`` goes back."""
     from dataclasses import replace
 
-    from pipeconsole.ui.screens.request_detail import RequestDetailScreen
+    from pipeconsole.ui.screens.detail import DetailScreen
     from pipeconsole.ui.screens.requests import RequestsScreen
 
     s = hostile()
@@ -78,18 +78,18 @@ async def test_a_hostile_request_opens_escaped_in_full_and_closes() -> None:
         assert isinstance(app.screen, RequestsScreen)
         await pilot.press("enter")
         await pilot.pause()
-        assert isinstance(app.screen, RequestDetailScreen)
-        text = str(app.screen.query_one("#request-detail-text", Static).render())
+        assert isinstance(app.screen, DetailScreen)
+        text = str(app.screen.query_one("#detail-text", Static).render())
         assert "the end" in text  # the whole reason
         assert "[bold red]x[/]" in text and "\x1b" not in text and "\u202e" not in text
         svg = app.export_screenshot()
         assert "\x1b" not in svg and "\u202e" not in svg and "\x07" not in svg
-        body = app.screen.query_one("#request-detail-text", Static)
+        body = app.screen.query_one("#detail-text", Static)
         for y in range(0, body.region.height, 2):
             for x in range(0, body.region.width, 7):
                 await pilot.click(body, offset=(x, y))
         await pilot.pause()
-        assert app.is_running and isinstance(app.screen, RequestDetailScreen)
+        assert app.is_running and isinstance(app.screen, DetailScreen)
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RequestsScreen)
@@ -98,7 +98,7 @@ async def test_a_hostile_request_opens_escaped_in_full_and_closes() -> None:
 def test_the_request_detail_says_how_the_deadline_stands() -> None:
     from dataclasses import replace
 
-    from pipeconsole.ui.screens.request_detail import request_detail_text
+    from pipeconsole.ui.screens.detail import request_detail_text
 
     s = hostile()
     r = s.requests[0]
@@ -111,3 +111,43 @@ def test_the_request_detail_says_how_the_deadline_stands() -> None:
     assert line(deadline_ms=s.time_ms - 1500, remaining_ms=-1500).endswith("· missed by 1.5 s")
     assert "left" not in line(deadline_ms=s.time_ms - 1500, remaining_ms=None)  # final
     assert line(deadline_ms=0, remaining_ms=None).endswith("unknown")
+
+
+async def test_a_hostile_dead_letter_opens_with_its_headers_escaped() -> None:
+    """A dead letter keeps the source record's headers: a hostile producer chose them."""
+    from dataclasses import replace
+
+    from pipeconsole.model.snapshot import DlqEntry
+    from pipeconsole.ui.screens.detail import DetailScreen
+    from pipeconsole.ui.screens.requests import RequestsScreen
+
+    entry = DlqEntry(
+        topic="device-request-dlq-v1",
+        partition=1,
+        offset=7,
+        time_ms=hostile().time_ms,
+        key=EVIL,
+        reason=f"malformed: {EVIL} and the rest",
+        code="truncated",
+        headers=((EVIL, EVIL), ("pipeconsole.dlq.code", "truncated")),
+        size=11,
+        request_id=EVIL,
+    )
+    s = replace(hostile(), dlq=(entry,), dlq_total=1)
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, s)
+        await pilot.press("3")
+        await pilot.pause()
+        assert isinstance(app.screen, RequestsScreen)
+        app.screen.query_one("#dlq-table").focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, DetailScreen)
+        text = str(app.screen.query_one("#detail-text", Static).render())
+        assert "device-request-dlq-v1 [1] @ 7" in text and "and the rest" in text
+        assert "pipeconsole.dlq" in text and "[bold red]x[/]" in text
+        assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, RequestsScreen)

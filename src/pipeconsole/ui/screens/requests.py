@@ -6,7 +6,8 @@ Rows are keyed by request id and updated in place while the order holds. Operato
 and resend, ``C`` cancel, ``R`` replay (the marked rows, else every row the ``/`` filter shows
 when one is set, else the highlighted one), ``space`` mark. Cancel and replay ask for a typed
 confirmation; nothing is bound to a common destructive key. ``enter`` opens the highlighted
-request's every field, its reason in full (:mod:`~pipeconsole.ui.screens.request_detail`).
+request's every field, its reason in full, or the highlighted dead letter's with its headers
+(:mod:`~pipeconsole.ui.screens.detail`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pipeconsole.ui.keymap import bind
 from pipeconsole.ui.records import REQUEST_FIELDS, request_record
 from pipeconsole.ui.render import clock, count, deadline_bar, plain, state_style, state_text
 from pipeconsole.ui.screens.base import ConsoleScreen
-from pipeconsole.ui.screens.request_detail import RequestDetailScreen
+from pipeconsole.ui.screens.detail import DetailScreen, dlq_detail_text, request_detail_text
 from pipeconsole.ui.widgets.panel import Panel
 
 __all__ = ["RequestsScreen", "ordered_requests"]
@@ -119,6 +120,8 @@ class RequestsScreen(ConsoleScreen):
         self.shown: tuple[RequestRow, ...] = ()
         """The rows on screen, in order (after the filter)."""
         self._dlq_order: tuple[tuple[str, int, int], ...] = ()
+        self.dlq_shown: tuple[DlqEntry, ...] = ()
+        """The dead letters on screen, in order."""
 
     def compose_body(self) -> ComposeResult:
         yield Panel(id="outcomes")
@@ -162,6 +165,7 @@ class RequestsScreen(ConsoleScreen):
                         if table.get_cell(r.request_id, col) != cell:
                             table.update_cell(r.request_id, col, cell)
             dlq = snapshot.dlq  # the filter's fields are the requests'; the DLQ is shown whole
+            self.dlq_shown = dlq
             dlq_order = tuple((e.topic, e.partition, e.offset) for e in dlq)
             if dlq_order != self._dlq_order:
                 dt: DataTable[Text] = self.query_one("#dlq-table", DataTable)
@@ -182,16 +186,30 @@ class RequestsScreen(ConsoleScreen):
         return self.shown[row] if 0 <= row < len(self.shown) else None
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        if event.data_table.id == "request-table":
+        if event.data_table.id == "dlq-table":
+            self._dlq_detail(event.cursor_row)
+        else:
             self.action_detail()
 
     def action_detail(self) -> None:
-        """Every field of the highlighted request, its reason in full."""
+        """Every field of the highlighted request (or dead letter, when the DLQ table has the
+        focus), its reason in full."""
+        dlq: DataTable[Text] = self.query_one("#dlq-table", DataTable)
+        if dlq.has_focus:
+            self._dlq_detail(dlq.cursor_row)
+            return
         row = self._need_selection()
-        snapshot = self.console_app.snapshot
         if row is not None:
-            as_of = snapshot.time_ms if snapshot is not None else row.updated_ms
-            self.app.push_screen(RequestDetailScreen(row, as_of))
+            self.app.push_screen(DetailScreen(request_detail_text(row, self._as_of())))
+
+    def _dlq_detail(self, index: int) -> None:
+        if 0 <= index < len(self.dlq_shown):
+            entry = self.dlq_shown[index]
+            self.app.push_screen(DetailScreen(dlq_detail_text(entry, self._as_of())))
+
+    def _as_of(self) -> int:
+        snapshot = self.console_app.snapshot
+        return snapshot.time_ms if snapshot is not None else 0
 
     def _need_selection(self) -> RequestRow | None:
         row = self.selected
