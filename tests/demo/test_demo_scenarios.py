@@ -1,4 +1,5 @@
-"""The demo's scenarios find their device in every fleet the demo can start (pure logic)."""
+"""The demo's scenarios find their device in every fleet the demo can start, and its checks
+fit its one actor process (pure logic)."""
 
 from __future__ import annotations
 
@@ -53,3 +54,13 @@ def test_every_scenario_picks_a_device_of_its_stage_in_every_demo_fleet(devices:
         assert target is not None and stages[target] == s.stage
         # The ordinal-th of the stage when it has that many, else its last.
         assert target == ids[min(s.ordinal, len(ids)) - 1]
+
+
+def test_big_demo_fleets_are_checked_less_often_than_every_second() -> None:
+    """One actor process checks the whole demo fleet: at 1,000 devices a check a second each
+    saturated it, and a crashed device flapped FAILING / UNKNOWN as its checks timed out."""
+    from pipeconsole.demo import CHECKS_PER_S, default_check_interval
+
+    assert default_check_interval(24) == default_check_interval(CHECKS_PER_S) == 1.0
+    assert default_check_interval(1000) == 1000 / CHECKS_PER_S
+    assert all(n / default_check_interval(n) <= CHECKS_PER_S * (1 + 1e-9) for n in range(4, 2001))
