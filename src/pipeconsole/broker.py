@@ -47,6 +47,10 @@ class _Exited(BrokerError):
     """The broker process exited before it listened, or could not bind its port."""
 
 
+_PORT_TAKEN = ("AddrInUse", "Address in use", "Address already in use")
+"""How Tansu's log says its port was taken (Rust's error kind and message, and the OS's)."""
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
@@ -99,8 +103,8 @@ class EmbeddedBroker:
     def start(self, timeout: float = 30.0) -> EmbeddedBroker:
         """Start Tansu and wait until it answers. A port not given is picked free (and so is
         the inner port behind TLS); another process may take it before Tansu binds it, so a
-        broker that exits at once on a picked port is started again on new ones (twice at
-        most)."""
+        broker that exits, or cannot bind, on a picked port is started again on new ones
+        (twice at most)."""
         picked = not self.port
         for attempt in range(3):
             if picked:
@@ -158,7 +162,7 @@ class EmbeddedBroker:
             tail = self.log_tail()
             # Its port taken: it exited, or (Tansu binds in a worker thread) it lives on
             # without a listener while whoever holds the port answered our connect.
-            taken = isinstance(exc, _Exited) or self._said("Address in use")
+            taken = isinstance(exc, _Exited) or self._said(_PORT_TAKEN)
             self.stop()
             error = _Exited if taken else BrokerError
             raise error(f"broker did not become ready on {self.bootstrap}: {exc}{tail}") from None
@@ -182,12 +186,13 @@ class EmbeddedBroker:
             time.sleep(0.02)
         raise BrokerError(f"not listening after {timeout:.0f} s")
 
-    def _said(self, text: str) -> bool:
-        """Whether the broker's log holds ``text``."""
+    def _said(self, texts: tuple[str, ...]) -> bool:
+        """Whether the broker's log holds any of ``texts``."""
         try:
-            return self._log is not None and text in self._log.read_text(errors="replace")
+            log = self._log.read_text(errors="replace") if self._log is not None else ""
         except OSError:
             return False
+        return any(t in log for t in texts)
 
     def log_tail(self, lines: int = 5) -> str:
         if not self._log or not self._log.exists():
