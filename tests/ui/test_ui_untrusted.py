@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from conftest import before, feed, make_app
 from textual.widgets import Static
 from uifixtures import EVIL, hostile
 
+from pipeconsole.model.snapshot import DlqEntry
+from pipeconsole.ui.screens.detail import DetailScreen, request_detail_text
 from pipeconsole.ui.screens.devices import DevicesScreen
 from pipeconsole.ui.screens.overview import OverviewScreen
+from pipeconsole.ui.screens.requests import RequestsScreen
 
 
 def test_hostile_names_in_the_overview_render_literally(snap_compare: Any) -> None:
@@ -52,10 +56,6 @@ async def test_hostile_text_is_shown_escaped_and_clicking_it_does_nothing() -> N
 async def test_a_hostile_request_opens_escaped_in_full_and_closes() -> None:
     """``enter`` on a request whose every text field is hostile: the detail shows them inert
     and whole (the table cuts the reason at the screen's edge), and ``esc`` goes back."""
-    from dataclasses import replace
-
-    from pipeconsole.ui.screens.detail import DetailScreen
-    from pipeconsole.ui.screens.requests import RequestsScreen
 
     s = hostile()
     long_reason = f"{EVIL} " * 6 + "the end"
@@ -96,9 +96,6 @@ async def test_a_hostile_request_opens_escaped_in_full_and_closes() -> None:
 
 
 def test_the_request_detail_says_how_the_deadline_stands() -> None:
-    from dataclasses import replace
-
-    from pipeconsole.ui.screens.detail import request_detail_text
 
     s = hostile()
     r = s.requests[0]
@@ -115,11 +112,6 @@ def test_the_request_detail_says_how_the_deadline_stands() -> None:
 
 async def test_a_hostile_dead_letter_opens_with_its_headers_escaped() -> None:
     """A dead letter keeps the source record's headers: a hostile producer chose them."""
-    from dataclasses import replace
-
-    from pipeconsole.model.snapshot import DlqEntry
-    from pipeconsole.ui.screens.detail import DetailScreen
-    from pipeconsole.ui.screens.requests import RequestsScreen
 
     entry = DlqEntry(
         topic="device-request-dlq-v1",
