@@ -11,6 +11,8 @@ from textual.widgets import DataTable, Static
 from uifixtures import catching_up, disconnected, healthy, incident, reconnected
 
 from pipeconsole.config import Profile
+from pipeconsole.model.fixtures import FIXED_NOW_MS as T0
+from pipeconsole.model.snapshot import Severity, TimelineEvent
 from pipeconsole.ui.screens.chaos import ChaosScreen
 from pipeconsole.ui.screens.devices import DevicesScreen
 from pipeconsole.ui.screens.help import HelpScreen
@@ -19,6 +21,7 @@ from pipeconsole.ui.screens.overview import OverviewScreen
 from pipeconsole.ui.widgets.device_detail import DeviceDetail
 from pipeconsole.ui.widgets.filter_bar import FilterBar
 from pipeconsole.ui.widgets.pipeline_graph import PipelineGraph
+from pipeconsole.ui.widgets.timeline import Timeline
 
 
 def static_text(widget: Static) -> str:
@@ -61,6 +64,28 @@ async def test_number_keys_switch_views_and_esc_returns_to_the_overview() -> Non
         await pilot.press("escape")
         await pilot.pause()
         assert app.current_mode == "overview"
+
+
+async def test_the_log_views_timeline_fills_the_view() -> None:
+    """The Timeline tab shows as many events as the view has rows. It once showed 5: its tab
+    pane's id ("timeline") matched the overview strip's height rule."""
+    events = tuple(
+        TimelineEvent(T0 - i * 1000, "health", f"dev-{i:02d}", f"event {i}", Severity.INFO)
+        for i in range(40)
+    )
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, replace(incident(), timeline=events))
+        await pilot.press("5")
+        await pilot.pause()
+        timeline = app.screen.query_one("#log-timeline", Timeline)
+        height = timeline.size.height
+        # 36 rows: the summary, the view's title, the tabs (2), the footer; the rest is events.
+        assert height >= 30
+        rows = ["".join(s.text for s in timeline.render_line(y)) for y in range(height)]
+        shown = [r for r in rows if "event " in r]
+        assert len(shown) == height
+        assert "dev-00" in shown[0] and f"dev-{len(shown) - 1:02d}" in shown[-1]
 
 
 async def test_colon_command_opens_a_view_with_a_filter() -> None:

@@ -56,6 +56,13 @@ from pipeconsole.wire.gen import (
 __all__ = ["DlqRecord", "LagSample", "Limits", "Model", "Undecodable"]
 
 _PENDING = Analysis(GraphView(), (), ())
+
+ACTOR_STATUS_INTERVAL_MS = 5000
+"""How often a device actor publishes its status until the model has measured it: the
+dispatcher's default (``pipeconsole dispatch --status-interval``). An actor is stale after 3
+of its status intervals without one (or 3 check intervals, if longer); before, the bound was 3
+check intervals alone, and with the demo's 1 s checks every actor went stale for 2 s of each
+5, and with it the chaos probe ``actors_alive``."""
 """The analyses of a model not analysed yet (``GraphView.computed_ms == 0``)."""
 _CHAOS_PHASES = ("UNSPECIFIED", "STARTED", "STEP", "PROBE", "ABORTED", "ROLLED_BACK", "VERDICT")
 _AUDIT_OUTCOMES = ("UNSPECIFIED", "ACCEPTED", "REFUSED", "FAILED")
@@ -143,7 +150,9 @@ class Model:
         self.lag = LagBook()
         self.timeline = Timeline(limits.max_timeline)
         self._topics: dict[str, _Topic] = {}
-        self._actors: OrderedDict[str, tuple[Any, int]] = OrderedDict()
+        self._actors: OrderedDict[str, tuple[Any, int, int]] = OrderedDict()
+        """Actor id -> (its latest status, that status's time, its status interval in ms as
+        measured, see :meth:`on_actor`)."""
         self._chaos: OrderedDict[str, ChaosView] = OrderedDict()
         self._audit: deque[AuditView] = deque(maxlen=limits.max_audit)
         self._dropped: dict[str, int] = {}
@@ -327,9 +336,15 @@ class Model:
             self._drop("actor-without-id")
             return
         prev = self._actors.get(a.actor_id)
-        if prev is not None and a.time_unix_ms < prev[1]:
-            return
-        self._actors[a.actor_id] = (a, a.time_unix_ms)
+        t = a.time_unix_ms
+        interval = ACTOR_STATUS_INTERVAL_MS
+        if prev is not None:
+            if t < prev[1]:
+                return
+            # The gap between its statuses; an early one (after a rebalance) halves the
+            # estimate at most, so one short gap does not make the actor stale in between.
+            interval = max(t - prev[1], prev[2] // 2)
+        self._actors[a.actor_id] = (a, t, interval)
         self._actors.move_to_end(a.actor_id)
         while len(self._actors) > self.limits.max_actors:
             self._actors.popitem(last=False)
@@ -534,7 +549,8 @@ class Model:
             dlq_total=self.requests.dlq_total,
             lag=lag_rows,
             actors=tuple(
-                _actor_view(a, now - t > stale_actor_ms) for a, t in self._actors.values()
+                _actor_view(a, now - t > max(stale_actor_ms, 3 * interval))
+                for a, t, interval in self._actors.values()
             ),
             chaos=tuple(reversed(self._chaos.values())),
             audit=tuple(self._audit),

@@ -20,7 +20,7 @@ from pipeconsole.ui.widgets.panel import Panel
 __all__ = ["BackpressureScreen"]
 
 LAG_COLUMNS = ("group", "topic", "p", "lag", "behind", "drain", "drained in")
-ACTOR_COLUMNS = ("actor", "host", "devices", "in-flight", "paused", "budget", "sched", "dlq")
+ACTOR_COLUMNS = ("actor", "host", "devices", "in-flight", "paused", "retries", "sched", "dlq")
 
 
 def _lag_row(r: LagRow, slo_s: float) -> tuple[Text, ...]:
@@ -61,13 +61,22 @@ def _actor_row(a: ActorView) -> tuple[Text, ...]:
             max_len=80,
             style=Style(color="yellow") if paused else Style(dim=True),
         ),
-        Text(f"{a.retry_budget_left * 100:.0f}%"),
+        retries_left(a.retry_budget_left),
         Text(str(a.scheduled)),
         Text(
             f"{a.dead_lettered}{' ALARM' if a.dlq_alarm else ''}",
             Style(color="red", bold=True) if a.dlq_alarm else Style(),
         ),
     )
+
+
+def retries_left(tokens: float) -> Text:
+    """The actor's retry budget: how many retries it may start now (tokens, not a fraction:
+    each request deposits a tenth of a retry, up to the bucket's size). Under one, a failed
+    attempt is final: "empty", in red."""
+    if tokens < 1:
+        return Text("empty", Style(color="red", bold=True))
+    return Text(f"{tokens:.0f}" if tokens >= 10 else f"{tokens:.1f}")
 
 
 class BackpressureScreen(ConsoleScreen):
