@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from pipeconsole.cli import fail
-from pipeconsole.config import Profile
+from pipeconsole.config import ROLES, Profile
 from pipeconsole.demostack import SCENARIOS, DemoStack, Scenario
 from pipeconsole.demotraffic import Traffic
 
@@ -244,6 +244,14 @@ class Background:
     help="Seconds between the device actors' health checks. Default: 1, and one second per "
     f"{CHECKS_PER_S} devices in bigger fleets (one actor process checks them all).",
 )
+@click.option(
+    "--role",
+    type=click.Choice(ROLES),
+    default="chaos",
+    show_default=True,
+    help="The console's role: chaos may run experiments, operator may act on requests, "
+    "viewer only looks (the refusals are shown and audited).",
+)
 @click.option("--headless", is_flag=True, help="Run --script instead of the TUI.")
 @click.option("--script", type=click.Path(dir_okay=False, path_type=Path), default=None)
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None)
@@ -254,6 +262,7 @@ def demo(
     scenario_delay: float,
     traffic: float,
     check_interval: float | None,
+    role: str,
     headless: bool,
     script: Path | None,
     out: Path | None,
@@ -266,7 +275,7 @@ def demo(
         fail("--headless needs --script FILE and --out DIR", 2)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     interval = check_interval if check_interval is not None else default_check_interval(devices)
-    stack = DemoStack(devices, seed, check_interval_s=interval)
+    stack = DemoStack(devices, seed, check_interval_s=interval, role=role)
     background: Background | None = None
     try:
         try:

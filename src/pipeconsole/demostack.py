@@ -136,6 +136,7 @@ class DemoStack:
         *,
         check_interval_s: float = 1.0,
         log_dir: Path | None = None,
+        role: str = "chaos",
     ) -> None:
         self.devices = devices
         self.seed = seed
@@ -143,7 +144,10 @@ class DemoStack:
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="pipeconsole-demo-"))
         self.broker = EmbeddedBroker()
         self.children: list[Child] = []
-        self.profile = Profile(name="demo")
+        self.profile = Profile(name="demo", role=role)
+        """The console's profile. Role ``chaos`` by default: the demo is a sandbox on a
+        memory-only broker, and its Chaos view runs the example experiments (typed
+        confirmation still asked)."""
         self.started_at = time.monotonic()
 
     def start(self) -> DemoStack:
