@@ -230,7 +230,8 @@ def render_text(snap: Snapshot, breaches: list[str]) -> str:
     for r in snap.lag[:20]:
         secs = f"{r.lag_seconds:.1f} s" if r.lag_seconds is not None else "? s"
         lines.append(
-            f"  {s(r.group)} {s(r.topic)}[{r.partition}] committed {r.committed} high {r.high} "
+            f"  {s(r.group)} {s(r.topic)}[{r.partition}] "
+            f"committed {r.committed if r.committed >= 0 else 'none'} high {r.high} "
             f"lag {r.lag} ({secs}) drain "
             + (f"{r.drain_rate:g}/s" if r.drain_rate is not None else "?")
         )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from pipeconsole.model.lag import LagBook, LagSample
 from pipeconsole.model.snapshot import LagRow
 
@@ -41,3 +43,20 @@ def test_a_group_without_a_commit_lags_by_the_whole_partition_at_an_unknown_rate
     book.update([LagSample("g", "req", 0, committed=-1, high=42)], T0 + 1000)
     row = _row(book)
     assert row.lag == 42 and row.drain_rate is None
+
+
+def test_nothing_committed_is_minus_one_and_status_says_none() -> None:
+    """librdkafka reports a partition the group never committed as -1001 (OFFSET_INVALID);
+    ``pipeconsole status`` printed "committed -1001"."""
+    from pipeconsole.model.fixtures import demo_snapshot
+    from pipeconsole.status import render_text
+
+    book = LagBook()
+    book.update([LagSample("g", "req", 1, committed=-1001, high=3)], T0)
+    row = _row(book)
+    assert (row.committed, row.lag) == (-1, 3)
+    book.update([LagSample("g", "req", 1, committed=-1001, high=3)], T0 + 1000)
+    assert _row(book).drain_rate is None  # no committed offset: no rate either
+
+    text = render_text(replace(demo_snapshot(), lag=book.rows()), [])
+    assert "g req[1] committed none high 3 lag 3" in text

@@ -24,7 +24,8 @@ class LagSample:
     topic: str
     partition: int
     committed: int
-    """-1 when the group has no committed offset for the partition."""
+    """Negative when the group has no committed offset for the partition (librdkafka: -1001);
+    the rows say -1."""
     high: int
 
 
@@ -72,18 +73,21 @@ class LagBook:
     def update(self, samples: list[LagSample], now_ms: int) -> None:
         for s in samples:
             key = (s.group, s.topic, s.partition)
-            lag = s.high - s.committed if s.committed >= 0 else s.high
+            # librdkafka says "nothing committed" with OFFSET_INVALID (-1001): -1 here, as
+            # documented, so that no front end shows that number to an operator.
+            committed = s.committed if s.committed >= 0 else -1
+            lag = s.high - committed if committed >= 0 else s.high
             prev = self._prev.get(key)
             drain: float | None = None  # one poll alone cannot say how fast it moves
-            if prev is not None and now_ms > prev[1] and s.committed >= 0 and prev[0] >= 0:
-                drain = max(0.0, (s.committed - prev[0]) / ((now_ms - prev[1]) / 1000))
-            self._prev[key] = (s.committed, now_ms)
-            seconds = 0.0 if lag <= 0 else self._age(s.topic, s.partition, s.committed, now_ms)
+            if prev is not None and now_ms > prev[1] and committed >= 0 and prev[0] >= 0:
+                drain = max(0.0, (committed - prev[0]) / ((now_ms - prev[1]) / 1000))
+            self._prev[key] = (committed, now_ms)
+            seconds = 0.0 if lag <= 0 else self._age(s.topic, s.partition, committed, now_ms)
             self._rows[key] = LagRow(
                 group=s.group,
                 topic=s.topic,
                 partition=s.partition,
-                committed=s.committed,
+                committed=committed,
                 high=s.high,
                 lag=max(0, lag),
                 lag_seconds=seconds,
