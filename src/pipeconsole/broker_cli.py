@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from pipeconsole.broker import BrokerError, EmbeddedBroker
-from pipeconsole.cli import fail, profile_options
+from pipeconsole.cli import fail, profile_options, quiet_librdkafka
 from pipeconsole.config import Profile
 
 __all__ = ["broker", "doctor", "topics"]
@@ -91,6 +91,7 @@ def ensure(profile: Profile) -> None:
     """Create the topics of DESIGN §1 that do not exist yet."""
     from pipeconsole.kafka.admin import AdminError, ensure_topics
 
+    quiet_librdkafka()  # an unreachable cluster: one line saying so, not every retry
     try:
         created = ensure_topics(profile, profile.topics)
     except AdminError as exc:
@@ -108,6 +109,7 @@ def doctor(profile: Profile) -> None:
     from pipeconsole.kafka.admin import AdminError, wait_ready
     from pipeconsole.kafka.client import client_settings, redact
 
+    quiet_librdkafka()  # the verdict says why the cluster is unreachable, once
     click.echo(f"profile {profile.name}: role={profile.role} read_only={profile.read_only}")
     click.echo(f"settings: {redact(client_settings(profile))}")
     try:

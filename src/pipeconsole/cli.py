@@ -15,6 +15,7 @@ import functools
 import importlib
 import importlib.util
 import logging
+import math
 import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -23,7 +24,14 @@ import click
 
 from pipeconsole.config import ConfigError, Profile, load_config
 
-__all__ = ["fail", "main", "profile_options", "quiet_librdkafka", "resolve_profile"]
+__all__ = [
+    "FiniteFloat",
+    "fail",
+    "main",
+    "profile_options",
+    "quiet_librdkafka",
+    "resolve_profile",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -109,6 +117,19 @@ def cli(ctx: click.Context, verbose: int) -> None:
             fail("the console is not available in this build")
         assert console is not None
         ctx.invoke(console)
+
+
+class FiniteFloat(click.FloatRange):
+    """``click.FloatRange`` that also refuses ``nan`` and infinities: a range check passes
+    ``nan`` (every comparison with it is false), and ``--check-timeout inf`` would mean never."""
+
+    name = "number"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        got = super().convert(value, param, ctx)
+        if not math.isfinite(got):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return got
 
 
 def quiet_librdkafka() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import click
 
-from pipeconsole.cli import fail
+from pipeconsole.cli import FiniteFloat, fail
 from pipeconsole.config import ROLES, Profile
 from pipeconsole.demostack import SCENARIOS, DemoStack, Scenario
 from pipeconsole.demotraffic import Traffic
@@ -229,17 +229,17 @@ class Background:
     default=None,
     help="Start a scripted incident a few seconds in.",
 )
-@click.option("--scenario-delay", type=float, default=5.0, show_default=True)
+@click.option("--scenario-delay", type=FiniteFloat(min=0), default=5.0, show_default=True)
 @click.option(
     "--traffic",
-    type=click.FloatRange(0, 1000),
+    type=FiniteFloat(0, 1000),
     default=0.0,
     show_default=True,
     help="DeviceRequests per second, round-robin over the whole fleet (0: none).",
 )
 @click.option(
     "--check-interval",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1),
     default=None,
     help="Seconds between the device actors' health checks. Default: 1, and one second per "
     f"{CHECKS_PER_S} devices in bigger fleets (one actor process checks them all).",

@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from pipeconsole.cli import fail, profile_options, quiet_librdkafka
+from pipeconsole.cli import FiniteFloat, fail, profile_options, quiet_librdkafka
 from pipeconsole.config import Profile
 from pipeconsole.model import Snapshot
 from pipeconsole.text import sanitize
@@ -82,15 +82,15 @@ def _fraction(_ctx: click.Context, _param: click.Parameter, value: str | None) -
     default=0,
     help="Wait until this many devices have reported their state.",
 )
-@click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True)
+@click.option("--timeout", type=FiniteFloat(min=0.1), default=30.0, show_default=True)
 @click.option("--max-unhealthy", callback=_fraction, help="e.g. 10% (default: profile SLO).")
 @click.option("--max-deadline-miss", callback=_fraction, help="e.g. 1% (default: profile SLO).")
-@click.option("--max-lag-seconds", type=click.FloatRange(min=0), default=None)
+@click.option("--max-lag-seconds", type=FiniteFloat(min=0), default=None)
 @click.option("--lag-group", default="pipeconsole-dispatch", show_default=True)
 @click.option(
     "--window",
     "window_s",
-    type=click.FloatRange(min=0),
+    type=FiniteFloat(min=0),
     default=None,
     help="Seconds of state/requests to read back (default: profile).",
 )

@@ -21,7 +21,7 @@ from typing import NoReturn
 
 import click
 
-from pipeconsole.cli import profile_options, quiet_librdkafka
+from pipeconsole.cli import FiniteFloat, profile_options, quiet_librdkafka
 from pipeconsole.config import Profile
 from pipeconsole.text import sanitize
 from pipeconsole.wire.cli import validate
@@ -179,7 +179,7 @@ def _headers(items: Sequence[str]) -> tuple[tuple[str, str], ...]:
 
 _SEND_TIMEOUT = click.option(
     "--send-timeout",
-    type=click.FloatRange(min=0.5),
+    type=FiniteFloat(min=0.5),
     default=10.0,
     show_default=True,
     help="Seconds to wait for the broker's ack (an unreachable broker fails after this).",
@@ -187,7 +187,7 @@ _SEND_TIMEOUT = click.option(
 _WAIT = click.option("--wait", is_flag=True, help="Follow the request until its final outcome.")
 _TIMEOUT = click.option(
     "--timeout",
-    type=click.FloatRange(min=0.1),
+    type=FiniteFloat(min=0.1),
     default=60.0,
     show_default=True,
     help="Seconds --wait follows before giving up (exit 1).",
@@ -321,7 +321,7 @@ def cancel(
 @click.option("--until", default="", help="Window end: RFC 3339 or an age (default now).")
 @click.option("--rate", default="10/s", show_default=True, help="At most N/s (or N/m).")
 @click.option("--execute", is_flag=True, help="Send; without it this is a dry run.")
-@click.option("--read-timeout", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@click.option("--read-timeout", type=FiniteFloat(min=1), default=30.0, show_default=True)
 @_SEND_TIMEOUT
 def replay(
     profile: Profile,

@@ -14,7 +14,7 @@ import click
 
 from pipeconsole.actors.retry import RetryPolicy
 from pipeconsole.actors.settings import DispatchSettings, default_actor_id
-from pipeconsole.cli import fail, profile_options
+from pipeconsole.cli import FiniteFloat, fail, profile_options
 from pipeconsole.config import Profile
 
 __all__ = ["dispatch"]
@@ -24,16 +24,21 @@ __all__ = ["dispatch"]
 @profile_options
 @click.option("--group", default="pipeconsole-dispatch", show_default=True, help="Consumer group.")
 @click.option("--actor-id", default=None, help="Name of this instance (default: host and pid).")
-@click.option("--check-interval", type=float, default=None, help="Health check period, seconds.")
-@click.option("--check-timeout", type=float, default=2.0, show_default=True)
-@click.option("--status-interval", type=float, default=5.0, show_default=True)
-@click.option("--misfire-threshold", type=float, default=5.0, show_default=True)
+@click.option(
+    "--check-interval",
+    type=FiniteFloat(min=0.05),
+    default=None,
+    help="Health check period, seconds (default: the profile's).",
+)
+@click.option("--check-timeout", type=FiniteFloat(min=0.01), default=2.0, show_default=True)
+@click.option("--status-interval", type=FiniteFloat(min=0.05), default=5.0, show_default=True)
+@click.option("--misfire-threshold", type=FiniteFloat(min=0), default=5.0, show_default=True)
 @click.option("--per-device", type=int, default=8, show_default=True, help="In-flight per device.")
 @click.option("--pool", type=int, default=128, show_default=True, help="In-flight overall.")
 @click.option("--high-water", type=int, default=16, show_default=True)
 @click.option("--low-water", type=int, default=4, show_default=True)
-@click.option("--retry-ratio", type=float, default=0.1, show_default=True)
-@click.option("--retry-min-per-s", type=float, default=0.2, show_default=True)
+@click.option("--retry-ratio", type=FiniteFloat(0, 10), default=0.1, show_default=True)
+@click.option("--retry-min-per-s", type=FiniteFloat(min=0), default=0.2, show_default=True)
 @click.option("--max-attempts", type=int, default=3, show_default=True)
 @click.option("--session-timeout-ms", type=int, default=10000, show_default=True)
 @click.option(

@@ -23,7 +23,7 @@ import click
 from pipeconsole.chaos.experiment import ExperimentError, load_experiment
 from pipeconsole.chaos.report import Report
 from pipeconsole.chaos.runner import Progress, Runner
-from pipeconsole.cli import fail, profile_options
+from pipeconsole.cli import FiniteFloat, fail, profile_options
 from pipeconsole.config import Profile
 
 __all__ = ["chaos"]
@@ -48,7 +48,7 @@ def chaos() -> None:
 )
 @click.option(
     "--duration",
-    type=float,
+    type=FiniteFloat(min=0, min_open=True),
     default=None,
     help="Run the method for this many seconds instead (action times scale).",
 )
@@ -58,8 +58,8 @@ def chaos() -> None:
     show_default=True,
     help="The device actors' consumer group (for the lag probe).",
 )
-@click.option("--settle", type=float, default=None, help="Override settle_s.")
-@click.option("--warmup", type=float, default=None, help="Override warmup_s.")
+@click.option("--settle", type=FiniteFloat(min=0), default=None, help="Override settle_s.")
+@click.option("--warmup", type=FiniteFloat(min=0), default=None, help="Override warmup_s.")
 @click.option("--experiment-id", default=None, help="Use this id (default: a new one).")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @profile_options
