@@ -57,6 +57,7 @@ from pipeconsole.ui.screens.backpressure import BackpressureScreen
 from pipeconsole.ui.screens.base import ConsoleScreen
 from pipeconsole.ui.screens.chaos import ChaosScreen
 from pipeconsole.ui.screens.command import Command, CommandScreen, ConsoleCommands
+from pipeconsole.ui.screens.detail import DetailScreen
 from pipeconsole.ui.screens.devices import DevicesScreen
 from pipeconsole.ui.screens.help import HelpScreen, help_text, rows_from_bindings
 from pipeconsole.ui.screens.log import LogLine, LogScreen
@@ -316,7 +317,7 @@ class PipeConsoleApp(App[None]):
 
     def _redraw(self) -> None:
         screen = self.drawable_screen()
-        if isinstance(screen, ConsoleScreen) and self.snapshot is not None:
+        if isinstance(screen, ConsoleScreen | DetailScreen) and self.snapshot is not None:
             with self.batch_update():
                 screen.show_snapshot(self.snapshot)
 

@@ -2,13 +2,16 @@
 its reason in full.
 
 The tables cut the reason at the screen's edge (an actor's reason runs to 150 characters, a
-device's body-derived one longer); here it is wrapped. A copy as of the snapshot it was opened
-on, which it says; ``esc`` closes it. Every value from the network is shown as plain,
-sanitized text.
+device's body-derived one longer); here it is wrapped. A request's detail is live: every new
+snapshot redraws it (SCHEDULED -> DISPATCHED -> OK as it happens, the deadline counting down),
+and when the request drops out of the snapshot's newest requests it stays as last seen and
+says so. A dead letter never changes. ``esc`` closes it. Every value from the network is shown
+as plain, sanitized text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from rich.style import Style
@@ -19,12 +22,12 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from pipeconsole.model.snapshot import DlqEntry, RequestRow
+from pipeconsole.model.snapshot import DlqEntry, RequestRow, Snapshot
 from pipeconsole.text import sanitize
 from pipeconsole.ui.keymap import bind
 from pipeconsole.ui.render import clock, state_text
 
-__all__ = ["DetailScreen", "dlq_detail_text", "request_detail_text"]
+__all__ = ["DetailScreen", "dlq_detail_text", "live_request_detail", "request_detail_text"]
 
 _LABEL = Style(bold=True, color="cyan")
 _DIM = Style(dim=True)
@@ -48,7 +51,7 @@ def _deadline(r: RequestRow) -> Text:
     return out
 
 
-def _fields(rows: list[tuple[str, Text | str]], reason: str, as_of_ms: int) -> Text:
+def _fields(rows: list[tuple[str, Text | str]], reason: str, as_of_ms: int, note: str = "") -> Text:
     out = Text(end="")
     for label, value in rows:
         out.append(f"{label:<14}  ", _LABEL)
@@ -56,7 +59,7 @@ def _fields(rows: list[tuple[str, Text | str]], reason: str, as_of_ms: int) -> T
         out.append("\n")
     out.append("reason\n", _LABEL)
     out.append(sanitize(reason, max_len=4096, multiline=True) or "—")
-    out.append(f"\n\nas of {clock(as_of_ms)} · esc closes", _DIM)
+    out.append(f"\n\nas of {clock(as_of_ms)}{note} · esc closes", _DIM)
     return out
 
 
@@ -64,8 +67,8 @@ def _safe(value: str, max_len: int = 512) -> str:
     return sanitize(value, max_len=max_len) or "—"
 
 
-def request_detail_text(r: RequestRow, as_of_ms: int) -> Text:
-    """The detail of ``r`` as of the snapshot time ``as_of_ms``."""
+def request_detail_text(r: RequestRow, as_of_ms: int, note: str = "") -> Text:
+    """The detail of ``r`` as of the snapshot time ``as_of_ms`` (``note`` follows the time)."""
     rows: list[tuple[str, Text | str]] = [
         ("request id", _safe(r.request_id, 128)),
         ("device", _safe(r.device_id, 128)),
@@ -80,7 +83,20 @@ def request_detail_text(r: RequestRow, as_of_ms: int) -> Text:
         ("actor", _safe(r.actor_id, 128)),
         ("replay of", _safe(r.replay_of, 128)),
     ]
-    return _fields(rows, r.reason, as_of_ms)
+    return _fields(rows, r.reason, as_of_ms, note)
+
+
+def live_request_detail(request_id: str) -> Callable[[Snapshot], Text | None]:
+    """Redraws the detail of ``request_id`` from each new snapshot: None when the snapshot no
+    longer holds it (it keeps the newest requests only)."""
+
+    def render(snapshot: Snapshot) -> Text | None:
+        for r in snapshot.requests:
+            if r.request_id == request_id:
+                return request_detail_text(r, snapshot.time_ms, " · live")
+        return None
+
+    return render
 
 
 def dlq_detail_text(e: DlqEntry, as_of_ms: int) -> Text:
@@ -109,9 +125,32 @@ class DetailScreen(ModalScreen[None]):
         bind("q", "dismiss", "Close", "detail.close_q", show=False),
     ]
 
-    def __init__(self, text: Text) -> None:
+    def __init__(self, text: Text, live: Callable[[Snapshot], Text | None] | None = None) -> None:
         super().__init__()
         self.text = text
+        self.live = live
+        """Redraws the detail from a new snapshot (None: the record is gone from it)."""
+        self.gone = False
+        """The record has dropped out of the snapshots: the text is as last seen."""
+
+    def show_snapshot(self, snapshot: Snapshot) -> None:
+        """The app calls this with each new snapshot while the detail is on top."""
+        if self.live is None or not self.is_mounted:
+            return
+        text = self.live(snapshot)
+        if text is None:
+            if not self.gone:
+                self.gone = True
+                self.text.append(
+                    f"\nno longer among the newest requests since {clock(snapshot.time_ms)}: "
+                    "shown as last seen",
+                    Style(color="yellow"),
+                )
+                self.query_one("#detail-text", Static).update(self.text)
+            return
+        self.gone = False
+        self.text = text
+        self.query_one("#detail-text", Static).update(text)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="detail-body"):

@@ -26,7 +26,12 @@ from pipeconsole.ui.keymap import bind
 from pipeconsole.ui.records import REQUEST_FIELDS, request_record
 from pipeconsole.ui.render import clock, count, deadline_bar, plain, state_style, state_text
 from pipeconsole.ui.screens.base import ConsoleScreen
-from pipeconsole.ui.screens.detail import DetailScreen, dlq_detail_text, request_detail_text
+from pipeconsole.ui.screens.detail import (
+    DetailScreen,
+    dlq_detail_text,
+    live_request_detail,
+    request_detail_text,
+)
 from pipeconsole.ui.widgets.panel import Panel
 
 __all__ = ["RequestsScreen", "ordered_requests"]
@@ -200,7 +205,12 @@ class RequestsScreen(ConsoleScreen):
             return
         row = self._need_selection()
         if row is not None:
-            self.app.push_screen(DetailScreen(request_detail_text(row, self._as_of())))
+            self.app.push_screen(
+                DetailScreen(
+                    request_detail_text(row, self._as_of(), " · live"),
+                    live=live_request_detail(row.request_id),
+                )
+            )
 
     def _dlq_detail(self, index: int) -> None:
         if 0 <= index < len(self.dlq_shown):
