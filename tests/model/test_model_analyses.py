@@ -287,6 +287,34 @@ def test_dlq_entry_keeps_its_reason_and_finalizes_the_request() -> None:
     assert r is not None and r.state == RequestState.DEAD_LETTERED
 
 
+def test_an_actors_answer_to_an_undecodable_record_is_not_a_drop() -> None:
+    """A poison record has no request id to read: the actor dead-letters it, then answers
+    REJECTED with no id. The DLQ entry is the record of it; the answer was counted as a drop,
+    and the summary bar warned "dropped 20" for the demo's 20 undecodable records. A response
+    without an id from anyone else is still counted."""
+    from pipeconsole.wire.gen.device_response_pb2 import DeviceResponse
+
+    model = _model()
+    model.apply(
+        [
+            DlqRecord("dlq", 0, 8, FIXED_NOW_MS, b"d1", b"\xff\xff", (("reason", b"malformed"),)),
+            DeviceResponse(
+                device_id="d1",
+                outcome=DeviceResponse.REJECTED,
+                reason="malformed: truncated",
+                actor_id="a1",
+                source_partition=0,
+                source_offset=0,
+            ),
+        ]
+    )
+    snap = model.snapshot()
+    assert snap.dlq_total == 1 and snap.dlq[0].reason == "malformed"
+    assert dict(snap.dropped).get("response-without-id", 0) == 0
+    model.apply([DeviceResponse(device_id="d1", outcome=DeviceResponse.OK)])
+    assert dict(model.snapshot().dropped)["response-without-id"] == 1
+
+
 def test_undecodable_records_are_counted_with_a_sample() -> None:
     model = _model()
     model.consumed("device-state-v1", 3)

@@ -363,6 +363,12 @@ class Model:
 
     def on_response(self, resp: Any) -> None:
         if not resp.request_id:
+            if resp.outcome == device_response_pb2.DeviceResponse.REJECTED and resp.actor_id:
+                # An actor's answer to a record it could not decode (so no id): it sends it only
+                # once the record is in the DLQ, whose entry the model shows with the reason.
+                # Counted as "dropped" before, it put "dropped N" in the summary bar's warning
+                # colour for every poison record, as if the console had lost data.
+                return
             self._drop("response-without-id")
             return
         new = self.requests.response(resp)
