@@ -11,6 +11,7 @@ as plain, sanitized text.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import ClassVar
 
@@ -91,7 +92,8 @@ def live_request_detail(request_id: str) -> Callable[[Snapshot], Text | None]:
     longer holds it (it keeps the newest requests only)."""
 
     def render(snapshot: Snapshot) -> Text | None:
-        for r in snapshot.requests:
+        # The Requests view lists the at-risk ones too, which may be older than the newest.
+        for r in itertools.chain(snapshot.at_risk, snapshot.requests):
             if r.request_id == request_id:
                 return request_detail_text(r, snapshot.time_ms, " · live")
         return None
