@@ -134,6 +134,10 @@ class Fleet:
         (scaled up to devices/2 ms for big fleets)."""
         self.check_interval_s = check_interval_s
         self.stale_after_ms = int(3 * check_interval_s * 1000)
+        self.outage: tuple[int, int | None] | None = None
+        """The console's last outage (it could not read Kafka): (the last time it heard from
+        Kafka before, when it could read again or None while it still cannot). A device's
+        silence during it is the console's, not the device's: see :meth:`stale_at`."""
         self.history = history
         self.history_step_ms = history_step_ms
         self.max_devices = max_devices
@@ -253,13 +257,34 @@ class Fleet:
 
     # ------------------------------------------------------------------ reading
 
+    def stale_at(self, last_ms: int, now_ms: int) -> bool:
+        """Whether something last heard of at ``last_ms`` (0: never) counts as silent at
+        ``now_ms``: more than 3 check intervals without a word.
+
+        Except around an outage of the console's own (:attr:`outage`): while it cannot read
+        Kafka, and for 3 check intervals after it can again (the devices' first reports are
+        on their way), only what was already silent when the outage began is. Before, a broker
+        outage turned the fleet UNKNOWN device by device, each one a "silent" root-cause
+        candidate, and after it those not heard of yet in the first seconds."""
+        if last_ms == 0:
+            return True
+        limit = self.stale_after_ms
+        if now_ms - last_ms <= limit:
+            return False
+        outage = self.outage
+        if outage is not None:
+            start, end = outage
+            if end is None or now_ms < end + limit:
+                return start - last_ms > limit
+        return True
+
     def is_stale(self, rec: DeviceRecord, now_ms: int) -> bool:
-        return rec.last_seen_ms == 0 or now_ms - rec.last_seen_ms > self.stale_after_ms
+        return self.stale_at(rec.last_seen_ms, now_ms)
 
     def health_and_staleness(self, rec: DeviceRecord, now_ms: int) -> tuple[Health, bool]:
         """(effective health, stale) at once: the analyses ask both of every device."""
         last = rec.last_seen_ms
-        if last == 0 or now_ms - last > self.stale_after_ms:
+        if last == 0 or (now_ms - last > self.stale_after_ms and self.stale_at(last, now_ms)):
             return Health.UNKNOWN, True
         if rec.state is None:
             return Health.UNKNOWN, False

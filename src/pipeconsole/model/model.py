@@ -158,6 +158,8 @@ class Model:
         self._dropped: dict[str, int] = {}
         now = self._now()
         self._connection = Connection(False, now, "", bootstrap)
+        self._heard_ms = now
+        """When the console last heard from Kafka: records read, or a reachability probe."""
         self._analysis: Analysis | None = None
         self._analysis_ms = 0
         self._analysis_cost_ms = 0
@@ -200,6 +202,7 @@ class Model:
         t = self._topic(topic)
         t.consumed += n
         self._consumed_total += n
+        self._heard_ms = self._now()
 
     def sampled(self, topic: str, n: int) -> None:
         """The ingest skipped ``n`` records of ``topic`` that later ones superseded."""
@@ -213,14 +216,26 @@ class Model:
         self.lag.update(samples, self._now())
 
     def set_connection(self, connected: bool, error: str = "") -> None:
+        """The reader's or the reachability probe's verdict (asked again and again). An
+        outage runs from the last time the console heard from Kafka to the first verdict that
+        it can read again (``Fleet.outage``: silence during it is not the devices')."""
         c = self._connection
         now = self._now()
+        outage = self.fleet.outage
+        if connected:
+            self._heard_ms = now
+            if outage is not None and outage[1] is None:
+                self.fleet.outage = (outage[0], now)
+        elif outage is None or outage[1] is not None:
+            self.fleet.outage = (self._heard_ms, None)
         if connected != c.connected:
             self.timeline.add(
                 now,
                 "connection",
                 c.bootstrap,
-                "connected" if connected else f"disconnected: {error}",
+                "connected"
+                if connected
+                else f"disconnected: {error}; the fleet is shown as last heard of",
                 Severity.INFO if connected else Severity.ERROR,
             )
             c = Connection(connected, now, error or c.last_error, c.bootstrap, c.caught_up)
@@ -566,9 +581,9 @@ class Model:
         )
 
     def _stale_changed(self, now: int) -> bool:
-        cutoff = now - self.fleet.stale_after_ms
+        stale_at = self.fleet.stale_at
         return any(
-            (rec.last_seen_ms < cutoff) != (d in self._stale)
+            stale_at(rec.last_seen_ms, now) != (d in self._stale)
             for d, rec in self.fleet.devices.items()
         )
 

@@ -283,7 +283,7 @@ class Topology:
                     a[7] += st.rate_out
                     a[8] += st.queue_depth
                     a[9] += st.queue_capacity
-        stale_ms = fleet.stale_after_ms
+        stale_at = fleet.stale_at  # silence during the console's own outage does not count
         edge_views = []
         # Per pair of stages: [edges, rate, queue depth, ghosts].
         stage_edges: dict[tuple[str, str], list[Any]] = {}
@@ -293,7 +293,7 @@ class Topology:
                 reason = f"{dst if src in devices else src} is not in the fleet"
             elif not (e.by_src and e.by_dst):
                 reason = f"reported by {src if e.by_src else dst} only"
-            elif now_ms - e.last_ms > stale_ms:
+            elif stale_at(e.last_ms, now_ms):
                 reason = f"not reported for {(now_ms - e.last_ms) / 1000:.0f} s"
             edge_views.append(
                 _EdgeView(
