@@ -1,11 +1,12 @@
 """A broker outage is the console's silence, not the devices': while the console cannot read
-Kafka, and for one staleness window after, only devices already silent when it began count as
-silent (hand-built streams, fake clock)."""
+Kafka, and for a grace period after, only devices already silent when it began count as silent
+(hand-built streams, fake clock)."""
 
 from __future__ import annotations
 
 from pipeconsole.model import Health, Model, pipeline
 from pipeconsole.model.fixtures import FIXED_NOW_MS, FakeClock, added, rounds
+from pipeconsole.model.fleet import RECONNECT_GRACE_MS
 
 T0 = FIXED_NOW_MS
 
@@ -40,14 +41,17 @@ def test_during_an_outage_the_fleet_stays_as_last_known_then_is_judged_again() -
     d = during.device("ingest-02")
     assert d is not None and d.last_seen_age_s is not None and d.last_seen_age_s > 120
 
-    # Back in touch: the devices get one staleness window (3 check intervals) to be heard.
+    # Back in touch: the devices (their actors lost the broker too) get RECONNECT_GRACE_MS.
     model.set_connection(True)
     clock.advance(1.0)
     model.apply(rounds(pipeline(24)[:20], clock.now_ms, 1))  # 20 of them report at once
     back = model.snapshot(analyse=True)
     assert back.fleet.healthy == 24 and back.fleet.unknown == 0
-    # The other 4 say nothing for 3 check intervals after the console is back: silent now.
-    clock.advance(14.5)
+    clock.advance(RECONNECT_GRACE_MS / 1000 - 2)
+    model.apply(rounds(pipeline(24)[:20], clock.now_ms, 1))
+    assert model.snapshot(analyse=True).fleet.unknown == 0
+    # The other 4 have said nothing for the whole grace: silent now.
+    clock.advance(1.5)
     after = model.snapshot(analyse=True)
     assert after.fleet.healthy == 20 and after.fleet.unknown == 4 and after.fleet.stale == 4
     assert after.incidents and after.incidents[0].health == Health.UNKNOWN
@@ -81,7 +85,7 @@ def test_a_second_outage_starts_from_when_the_console_last_heard_from_kafka() ->
     model.set_connection(False, "down")
     clock.advance(30.0)
     model.set_connection(True)
-    clock.advance(30.0)  # back, and nothing heard of the devices for 3 check intervals: silent
+    clock.advance(RECONNECT_GRACE_MS / 1000 + 1)  # back, and nothing heard of them: silent
     assert model.snapshot(analyse=True).fleet.unknown == 24
     model.set_connection(True)  # the probe, again
     model.set_connection(False, "down again")  # the outage begins at that probe

@@ -27,7 +27,7 @@ from pipeconsole.model.snapshot import (
     builder,
 )
 
-__all__ = ["HEALTH_NAMES", "STATE_NAMES", "DeviceRecord", "Fleet"]
+__all__ = ["HEALTH_NAMES", "RECONNECT_GRACE_MS", "STATE_NAMES", "DeviceRecord", "Fleet"]
 
 HEALTH_NAMES: tuple[Health, ...] = (
     Health.UNKNOWN,
@@ -60,6 +60,13 @@ def _health(n: int) -> Health:
 
 def _state(n: int) -> DeviceState:
     return STATE_NAMES[n] if 0 <= n < len(STATE_NAMES) else DeviceState.UNKNOWN
+
+
+RECONNECT_GRACE_MS = 30_000
+"""After the console's own outage, how long devices have to be heard again before silence
+counts: the device actors lose the broker too, and come back with librdkafka's reconnect backoff
+(up to 10 s) and a consumer-group rejoin. In the demo, with 3 s of allowed silence, every
+device went UNKNOWN a few seconds after the broker returned."""
 
 
 class DeviceRecord:
@@ -262,10 +269,10 @@ class Fleet:
         ``now_ms``: more than 3 check intervals without a word.
 
         Except around an outage of the console's own (:attr:`outage`): while it cannot read
-        Kafka, and for 3 check intervals after it can again (the devices' first reports are
-        on their way), only what was already silent when the outage began is. Before, a broker
-        outage turned the fleet UNKNOWN device by device, each one a "silent" root-cause
-        candidate, and after it those not heard of yet in the first seconds."""
+        Kafka, and for :data:`RECONNECT_GRACE_MS` (or 3 check intervals, if longer) after it can
+        again, only what was already silent when the outage began is. Before, a broker outage
+        turned the fleet UNKNOWN device by device, each one a "silent" root-cause candidate,
+        and after it every device whose actor had not reported again yet."""
         if last_ms == 0:
             return True
         limit = self.stale_after_ms
@@ -274,7 +281,7 @@ class Fleet:
         outage = self.outage
         if outage is not None:
             start, end = outage
-            if end is None or now_ms < end + limit:
+            if end is None or now_ms < end + max(limit, RECONNECT_GRACE_MS):
                 return start - last_ms > limit
         return True
 
