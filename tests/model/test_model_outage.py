@@ -91,3 +91,17 @@ def test_a_second_outage_starts_from_when_the_console_last_heard_from_kafka() ->
     model.set_connection(False, "down again")  # the outage begins at that probe
     clock.advance(60.0)
     assert model.snapshot(analyse=True).fleet.unknown == 24  # silent before it: still
+
+
+def test_a_console_that_never_connected_has_no_outage_to_discount() -> None:
+    """Start-up: the first attempts failing is not contact lost; the backlog read once
+    connected says when each device was last heard of."""
+    clock = FakeClock(T0)
+    model = Model(clock=clock, check_interval_s=5.0)
+    model.set_connection(False, "cannot reach the broker")
+    clock.advance(60.0)
+    model.set_connection(True)
+    spec = pipeline(24)[0]
+    model.apply([added(spec, "http://127.0.0.1:18000", T0 - 60_000)])
+    model.apply(rounds([spec], T0 - 10_000, 1))  # last heard of 70 s ago
+    assert model.snapshot(analyse=True).fleet.unknown == 1

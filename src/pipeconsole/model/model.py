@@ -226,7 +226,7 @@ class Model:
             self._heard_ms = now
             if outage is not None and outage[1] is None:
                 self.fleet.outage = (outage[0], now)
-        elif outage is None or outage[1] is not None:
+        elif c.connected:  # contact lost (a console that never had it has no outage to discount)
             self.fleet.outage = (self._heard_ms, None)
         if connected != c.connected:
             self.timeline.add(
