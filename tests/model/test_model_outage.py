@@ -105,3 +105,21 @@ def test_a_console_that_never_connected_has_no_outage_to_discount() -> None:
     model.apply([added(spec, "http://127.0.0.1:18000", T0 - 60_000)])
     model.apply(rounds([spec], T0 - 10_000, 1))  # last heard of 70 s ago
     assert model.snapshot(analyse=True).fleet.unknown == 1
+
+
+def test_devices_that_went_silent_before_the_outage_was_noticed_are_explained() -> None:
+    """The probe notices an outage seconds late: the devices gone UNKNOWN meanwhile come back
+    as last known, and the timeline says why, once."""
+    model, clock = _fleet()
+    clock.advance(20.0)  # the broker died at the start of this; nobody noticed yet
+    assert model.snapshot(analyse=True).fleet.unknown == 24
+    # The console last heard from Kafka (records, a probe) 20 s ago: the devices were fresh.
+    model.set_connection(False, "lag poll failed")
+    snap = model.snapshot(analyse=True)
+    assert snap.fleet.unknown == 0
+    model.snapshot(analyse=True)
+    notes = [e.text for e in model.snapshot().timeline if "no longer counted silent" in e.text]
+    assert notes == [
+        "24 device(s) no longer counted silent: the silence was the console's own outage "
+        "(shown as last heard of)"
+    ]

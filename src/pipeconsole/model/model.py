@@ -598,6 +598,21 @@ class Model:
             v = stale[d]
             if v.reported_health != Health.UNKNOWN:
                 self.timeline.add(now, "health", d, f"UNKNOWN: {v.reason}", Severity.ERROR)
+        outage = self.fleet.outage
+        if outage is not None and outage[1] is None:
+            # Noticed late (the probe polls every few seconds): devices that fell silent since
+            # the console last heard from Kafka are as last known again. Say so once, so the
+            # timeline's "UNKNOWN" lines before "disconnected" are not left unexplained.
+            back = [d for d in self._stale - stale.keys() if d in self.fleet.devices]
+            if back:
+                self.timeline.add(
+                    now,
+                    "connection",
+                    self._connection.bootstrap,
+                    f"{len(back)} device(s) no longer counted silent: the silence was the "
+                    "console's own outage (shown as last heard of)",
+                    Severity.INFO,
+                )
         self._stale = set(stale)
 
     def _update_rate(self, now: int) -> None:
