@@ -56,6 +56,7 @@ from pipeconsole.wire.gen import (
 __all__ = ["DlqRecord", "LagSample", "Limits", "Model", "Undecodable"]
 
 _PENDING = Analysis(GraphView(), (), ())
+"""The analyses of a model not analysed yet (``GraphView.computed_ms == 0``)."""
 
 ACTOR_STATUS_INTERVAL_MS = 5000
 """How often a device actor publishes its status until the model has measured it: the
@@ -63,7 +64,7 @@ dispatcher's default (``pipeconsole dispatch --status-interval``). An actor is s
 of its status intervals without one (or 3 check intervals, if longer); before, the bound was 3
 check intervals alone, and with the demo's 1 s checks every actor went stale for 2 s of each
 5, and with it the chaos probe ``actors_alive``."""
-"""The analyses of a model not analysed yet (``GraphView.computed_ms == 0``)."""
+
 _CHAOS_PHASES = ("UNSPECIFIED", "STARTED", "STEP", "PROBE", "ABORTED", "ROLLED_BACK", "VERDICT")
 _AUDIT_OUTCOMES = ("UNSPECIFIED", "ACCEPTED", "REFUSED", "FAILED")
 _BAD_FINALS = {
