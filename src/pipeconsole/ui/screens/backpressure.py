@@ -72,8 +72,8 @@ def _actor_row(a: ActorView) -> tuple[Text, ...]:
 
 def retries_left(tokens: float) -> Text:
     """The actor's retry budget: how many retries it may start now (tokens, not a fraction:
-    each request deposits a tenth of a retry, up to the bucket's size). Under one, a failed
-    attempt is final: "empty", in red."""
+    each request deposits ``--retry-ratio`` of one, 0.1 by default, up to the bucket's size).
+    Under one, a failed attempt is final: "empty", in red."""
     if tokens < 1:
         return Text("empty", Style(color="red", bold=True))
     return Text(f"{tokens:.0f}" if tokens >= 10 else f"{tokens:.1f}")
