@@ -54,7 +54,7 @@ def test_encoder_crash_triage_runs_headless_and_leaves_no_process_behind(tmp_pat
     report = json.loads((out / "report.json").read_text())
     assert proc.returncode == 0, (proc.stderr, report["reason"], report["steps"])
     assert report["result"] == "passed"
-    assert [s["ok"] for s in report["steps"]] == [True] * 9
+    assert [s["ok"] for s in report["steps"]] == [True] * 10
     assert report["model"]["incidents"][0]["device_id"] == "transcode-03"
     detail = (out / "detail.svg").read_text()
     assert "transcode-03" in detail

@@ -16,6 +16,7 @@ from textual.widgets import Static
 from uistack import Dispatch
 
 from pipeconsole.config import Profile
+from pipeconsole.model.snapshot import Health
 
 NEEDED = ("pipeconsole.sim.fleet", "pipeconsole.actors.service", "pipeconsole.ingest")
 MISSING = [m for m in NEEDED if importlib.util.find_spec(m) is None]
@@ -38,7 +39,10 @@ async def _drive(profile: Profile, crashed: str) -> tuple[int, str, str]:
         while True:
             s = app.snapshot
             top = s.top_incident if s is not None else None
-            if top is not None and top.device_id == crashed:
+            # FAILING, not just first: before its first report reaches the console it is
+            # UNKNOWN ("no state event yet"), which can rank it first too, and the detail
+            # then shows the report that came meanwhile.
+            if top is not None and top.device_id == crashed and top.health == Health.FAILING:
                 break
             assert time.monotonic() < deadline, f"top incident never became {crashed}: {top}"
             await asyncio.sleep(0.2)
