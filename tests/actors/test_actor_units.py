@@ -190,3 +190,29 @@ def test_a_dead_letter_too_large_for_the_dlq_is_truncated_with_size_and_digest()
     assert h[HEADER_PREFIX + "truncated"] == str(len(big)).encode()
     assert len(h[HEADER_PREFIX + "sha256"]) == 64
     assert "huge" not in h and h[HEADER_PREFIX + "offset"] == b"9"
+
+
+def test_health_checks_spread_over_the_interval_after_the_first() -> None:
+    """1,000 devices at 5 s: the first checks fall within a second, and each device's next
+    ones at its own phase of the interval. They all repeated the first second's wave before
+    (1,000 checks and state events in about a second, then 4 s of nothing)."""
+    from pipeconsole.actors.service import first_check_s, next_check_s
+
+    ids = [
+        f"{stage}-{i:03d}"
+        for stage in ("ingest", "transcode", "package", "origin")
+        for i in range(250)
+    ]
+    interval = 5.0
+    first = {d: first_check_s(d, interval) for d in ids}
+    assert all(0 <= t < 1.0 for t in first.values())
+    second = {d: first[d] + next_check_s(d, interval, first=True) for d in ids}
+    assert all(second[d] - first[d] < 2 * interval for d in ids)  # never near stale (3)
+    assert all(next_check_s(d, interval, first=False) == interval for d in ids)
+    per_second = [0] * 5
+    for t in second.values():
+        per_second[int(t % interval)] += 1
+    assert max(per_second) < 300 and min(per_second) > 100, per_second  # ~200 each
+    # At 1 s and below the first checks already spread over the whole interval.
+    assert next_check_s("ingest-001", 1.0, first=True) == 1.0
+    assert next_check_s("ingest-001", 0.5, first=True) == 0.5

@@ -422,3 +422,19 @@ def test_a_failing_encoder_outranks_a_bigger_upstream_whose_telemetry_went_silen
     ranked = [i.device_id for i in snap.incidents]
     assert ranked[0] == "transcode-03"
     assert "ingest-01" in ranked  # still listed: silence is not health
+
+
+def test_the_ingest_rate_is_averaged_over_five_seconds_not_the_last_one() -> None:
+    """A fleet's telemetry comes in waves: 1,000 records in one second of every five read
+    as 1,000/s and then 0/s by turns; the rate says 200/s."""
+    clock = FakeClock()
+    model = _model(clock)
+    rates = []
+    for second in range(20):
+        for _ in range(4):  # snapshots at 4 Hz
+            if second % 5 == 0:
+                model.consumed("device-state-v1", 250)
+            clock.advance(0.25)
+            rates.append(model.snapshot(analyse=False).fleet.ingest_rate)
+    steady = rates[24:]  # once 5 s of history is there
+    assert min(steady) >= 150 and max(steady) <= 260, (min(steady), max(steady))

@@ -170,7 +170,7 @@ class FleetSummary:
     unhealthy_fraction: float
     """(total - healthy) / total; UNKNOWN counts as unhealthy. 0 when the fleet is empty."""
     ingest_rate: float
-    """Records per second the console is folding in (all topics)."""
+    """Records per second the console is folding in (all topics), over the last 5 s."""
     total_lag: int
     """Sum of lag (messages) of the watched consumer group."""
     max_lag_seconds: float
