@@ -42,7 +42,7 @@ def start_fleet_process(devices: int) -> tuple[subprocess.Popen[str], list[str],
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env={**os.environ, "PIPECONSOLE_CONFIG": "/nonexistent/pipeconsole.toml"},
+        env={**os.environ, "PIPECONSOLE_CONFIG": os.devnull},
     )
     assert proc.stdout is not None
     for line in proc.stdout:

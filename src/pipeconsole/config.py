@@ -1,7 +1,8 @@
 """Profiles: how pipeconsole reaches a cluster and what it may do there.
 
 Profiles live in one TOML file at ``platformdirs.user_config_path("pipeconsole") / "config.toml"``
-(``PIPECONSOLE_CONFIG`` points elsewhere, for tests and for operators with several files)::
+(``PIPECONSOLE_CONFIG`` points elsewhere, for tests and for operators with several files; a file
+it names must exist, and ``/dev/null`` is an empty one)::
 
     default_profile = "local"
 
@@ -146,9 +147,15 @@ def config_path() -> Path:
 
 
 def load_config(path: Path | None = None) -> Config:
-    """Read the config file; a missing file gives one default profile."""
+    """Read the config file. Without one at the default location, one default profile; a file
+    named by ``path`` or ``PIPECONSOLE_CONFIG`` must exist (a typo there would otherwise connect
+    to the default cluster, 127.0.0.1:9092, without a word). ``/dev/null`` is an empty config."""
+    named = path is not None or bool(os.environ.get("PIPECONSOLE_CONFIG"))
     path = path or config_path()
     if not path.exists():
+        if named:
+            source = "" if path != config_path() else " (named by PIPECONSOLE_CONFIG)"
+            raise ConfigError(f"{path}: no such config file{source}")
         return Config(profiles={"default": Profile()}, default_profile="default", path=None)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

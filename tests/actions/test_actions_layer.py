@@ -218,7 +218,7 @@ def test_cli_reports_an_unreachable_broker_and_nothing_as_sent(tmp_path: Path) -
     env = dict(
         os.environ,
         PIPECONSOLE_STATE_DIR=str(tmp_path),
-        PIPECONSOLE_CONFIG=str(tmp_path / "none.toml"),
+        PIPECONSOLE_CONFIG=os.devnull,
     )
     p = subprocess.run(
         [

@@ -163,7 +163,7 @@ def test_status_reports_an_unreachable_cluster(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "PIPECONSOLE_CONFIG": str(tmp_path / "none.toml")},
+        env={**os.environ, "PIPECONSOLE_CONFIG": os.devnull},
     )
     assert proc.returncode == 1
     assert "cannot read the cluster" in proc.stderr

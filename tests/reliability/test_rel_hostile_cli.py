@@ -8,6 +8,7 @@ control byte on the terminal.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -212,3 +213,20 @@ def test_naughty_script_lines_parse_or_name_their_line() -> None:
             # str.splitlines also splits on U+2028/2029, FS/GS/RS, VT, FF and NEL
             assert exc.line == 0 or exc.line >= 2, (s, exc)
     assert refused > len(NAUGHTY) // 2
+
+
+def test_a_config_file_named_but_missing_is_an_error_not_the_default_cluster(
+    tmp_path: Path,
+) -> None:
+    # An operator's typo in PIPECONSOLE_CONFIG used to give the default profile: every command
+    # then talked to 127.0.0.1:9092 without a word about the file.
+    missing = tmp_path / "prod.tmol"
+    p = run_cli(["doctor"], cli_env(missing, tmp_path / "state"))
+    assert p.returncode == 2, (p.returncode, p.stderr)
+    (line,) = _one_clear_line(p.stderr)
+    assert str(missing) in line and "no such config file" in line
+    assert "PIPECONSOLE_CONFIG" in line
+    with pytest.raises(ConfigError, match="no such config file"):
+        load_config(missing)
+    # /dev/null is the empty config: one default profile.
+    assert load_config(Path(os.devnull)).profile().bootstrap == Profile().bootstrap

@@ -51,7 +51,7 @@ def test_fleet_registers_every_device_and_unregisters_on_stop(
 def test_simulate_process_registers_and_exits_cleanly_on_sigterm(
     profile: Profile, tmp_path: Path
 ) -> None:
-    env = {**os.environ, "PIPECONSOLE_CONFIG": "/nonexistent/pipeconsole.toml"}
+    env = {**os.environ, "PIPECONSOLE_CONFIG": os.devnull}
     topics = profile.topics
     # The per-test topic name comes in through a profile file.
     cfg = f"""
@@ -101,7 +101,7 @@ registry = "{topics.registry}"
 
 
 def test_simulate_without_a_broker_fails_with_a_hint() -> None:
-    env = {**os.environ, "PIPECONSOLE_CONFIG": "/nonexistent/pipeconsole.toml"}
+    env = {**os.environ, "PIPECONSOLE_CONFIG": os.devnull}
     argv = ["simulate", "--bootstrap", "127.0.0.1:1", "-n", "4", "--register-timeout-s", "2"]
     proc = subprocess.run(
         [sys.executable, "-m", "pipeconsole", *argv],
