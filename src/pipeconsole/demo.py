@@ -301,6 +301,12 @@ def demo(
         if background is not None:
             background.stop()
         stack.stop()
+        # The logs outlive the demo (a part that misbehaved is read about after quitting);
+        # the header said where while it ran, and this says so once it has gone.
+        click.echo(
+            f"pipeconsole demo: stopped; the fleet's and the actors' logs are in {stack.log_dir}",
+            err=True,
+        )
     raise SystemExit(code)
 
 

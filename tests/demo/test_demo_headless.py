@@ -63,6 +63,9 @@ def test_encoder_crash_triage_runs_headless_and_leaves_no_process_behind(tmp_pat
     pids = report["demo"]["pids"]
     assert len(pids) == 3  # fleet, actors, broker
     assert not [pid for pid in pids if _alive(pid)]
+    # The parts' logs outlive the demo, and the last line says where they are.
+    logs = Path(proc.stderr.strip().splitlines()[-1].rsplit(" ", 1)[1])
+    assert "logs are in" in proc.stderr and (logs / "actors.log").read_text().strip()
 
 
 def test_a_failing_assertion_exits_1_and_the_report_says_why(
