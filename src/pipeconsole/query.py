@@ -28,6 +28,9 @@ Examples: ``transcode``, ``health=failing``, ``stage in (transcode, package) and
   catastrophic-backtracking shape) are refused, and only the first :data:`MAX_SUBJECT`
   characters of a value are searched, which bounds the time a match can take.
 * A missing field, or ``None``, never matches a comparison (and so ``!=`` on it is true).
+* A field with a fixed set of values (``choices``: health, state, ``true``/``false``) refuses
+  any other in ``=``, ``!=`` and ``in``: ``health=failng`` is an error with a suggestion, not
+  an empty table that reads as "nothing is failing".
 
 Errors raise :class:`QueryError`, whose message says what was expected, where (a caret
 column) and, for unknown fields, which fields exist.
@@ -194,12 +197,17 @@ def _compile_regex(pattern: str, pos: int) -> re.Pattern[str]:
 
 class _Parser:
     def __init__(
-        self, text: str, fields: frozenset[str] | None, text_fields: tuple[str, ...] | None
+        self,
+        text: str,
+        fields: frozenset[str] | None,
+        text_fields: tuple[str, ...] | None,
+        choices: Mapping[str, tuple[str, ...]],
     ) -> None:
         self.toks = _tokenize(text)
         self.i = 0
         self.fields = fields
         self.text_fields = text_fields
+        self.choices = choices
         self.depth = 0
 
     def peek(self) -> _Tok:
@@ -308,11 +316,24 @@ class _Parser:
             raise QueryError(f"expected a value, found {_describe(tok)}", tok.pos)
         return tok
 
+    def check_choice(self, name: str, tok: _Tok) -> str:
+        """``tok``'s text, when ``name`` takes it (a field without choices takes anything)."""
+        allowed = self.choices.get(name)
+        if allowed is not None and tok.text.casefold() not in allowed:
+            close = difflib.get_close_matches(tok.text.casefold(), allowed, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            raise QueryError(
+                f"{name} {tok.text!r} is not one of {', '.join(allowed)}{hint}", tok.pos
+            )
+        return tok.text
+
     def comparison(self, field_tok: _Tok) -> _Pred:
         name = self.check_field(field_tok)
         op = self.take().text
         val = self.value()
         wanted = val.text
+        if op in ("=", "==", "!="):
+            self.check_choice(name, val)
         if op in ("=", "=="):
             return lambda r: _equal(r.get(name), wanted)
         if op == "!=":
@@ -333,10 +354,10 @@ class _Parser:
         name = self.check_field(field_tok)
         self.take()  # "in"
         self.expect_op("(")
-        wanted = [self.value().text]
+        wanted = [self.check_choice(name, self.value())]
         while self.peek().kind == "op" and self.peek().text == ",":
             self.take()
-            wanted.append(self.value().text)
+            wanted.append(self.check_choice(name, self.value()))
         self.expect_op(")")
         return lambda r: any(_equal(r.get(name), w) for w in wanted)
 
@@ -390,15 +411,21 @@ def parse(
     *,
     fields: Iterable[str] | None = None,
     text_fields: Iterable[str] | None = None,
+    choices: Mapping[str, Iterable[str]] | None = None,
 ) -> Query:
     """Parse ``text`` into a :class:`Query`; raises :class:`QueryError` with a clear message.
 
     ``fields`` (lower-case names), when given, makes unknown field names an error with a
     suggestion; ``text_fields`` limits which fields a bare word searches (default: all
-    string values).
+    string values); ``choices`` maps a field to every value it can hold (any case), and any
+    other value compared with ``=``, ``!=`` or ``in`` is an error with a suggestion.
     """
     if len(text) > MAX_QUERY:
         raise QueryError(f"query longer than {MAX_QUERY} characters", MAX_QUERY)
     known = frozenset(f.casefold() for f in fields) if fields is not None else None
     searched = tuple(f.casefold() for f in text_fields) if text_fields is not None else None
-    return Query(text, _Parser(text, known, searched).parse())
+    allowed = {
+        name.casefold(): tuple(v.casefold() for v in values)
+        for name, values in (choices or {}).items()
+    }
+    return Query(text, _Parser(text, known, searched, allowed).parse())

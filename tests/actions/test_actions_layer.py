@@ -247,3 +247,15 @@ def test_cli_reports_an_unreachable_broker_and_nothing_as_sent(tmp_path: Path) -
     assert p.returncode == 1
     assert "not delivered" in p.stderr and "within 2 s" in p.stderr
     assert "sent " not in p.stdout
+
+
+def test_a_replay_filter_refuses_an_outcome_no_request_can_have() -> None:
+    from pipeconsole.actions.replay import OUTCOMES, parse_filter
+    from pipeconsole.query import QueryError
+
+    # "outcome=faild" used to select nothing, and the dry run said "0 request(s)".
+    with pytest.raises(QueryError, match="outcome 'faild' is not one of .*did you mean 'failed'"):
+        parse_filter("outcome=faild")
+    for name in OUTCOMES:
+        assert parse_filter(f"outcome={name.lower()}").matches({"outcome": name})
+    assert "PENDING" in OUTCOMES and "DEADLINE_EXCEEDED" in OUTCOMES

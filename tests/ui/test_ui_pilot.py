@@ -12,7 +12,7 @@ from uifixtures import catching_up, disconnected, healthy, incident, reconnected
 
 from pipeconsole.config import Profile
 from pipeconsole.model.fixtures import FIXED_NOW_MS as T0
-from pipeconsole.model.snapshot import Severity, TimelineEvent
+from pipeconsole.model.snapshot import Health, Severity, TimelineEvent
 from pipeconsole.ui.screens.chaos import ChaosScreen
 from pipeconsole.ui.screens.devices import DevicesScreen
 from pipeconsole.ui.screens.help import HelpScreen
@@ -140,6 +140,17 @@ async def test_filter_narrows_the_table_live_reports_errors_and_esc_clears() -> 
         bar.input.value = "helth=failing"
         await pilot.pause()
         assert "did you mean 'health'" in static_text(bar.query_one("#filter-message", Static))
+        # A value the field cannot hold is an error too, not an empty table that reads as
+        # "nothing is failing".
+        bar.input.value = "health=failng"
+        await pilot.pause()
+        message = static_text(bar.query_one("#filter-message", Static))
+        assert "health 'failng' is not one of" in message and "did you mean 'failing'" in message
+        assert table.row_count == sum(d.stage == "transcode" for d in snap.devices)
+        bar.input.value = "health=FAILING"
+        await pilot.pause()
+        assert not bar.has_class("-error")
+        assert table.row_count == sum(d.health == Health.FAILING for d in snap.devices) > 0
         await pilot.press("escape")  # closes the prompt
         await pilot.press("escape")  # clears the filter
         await pilot.pause()

@@ -74,3 +74,41 @@ def test_bad_queries_get_a_clear_error(query: str, message: str) -> None:
 def test_query_is_interpreted_never_evaluated() -> None:
     q = parse("__import__('os').system('false')")
     assert not q.matches({"id": "x"})  # it is just words and parentheses
+
+
+CHOICES = {"health": ("HEALTHY", "DEGRADED", "FAILING", "UNKNOWN"), "stale": ("true", "false")}
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("health=failng", "health 'failng' is not one of healthy, degraded, failing, unknown; "
+         "did you mean 'failing'?"),
+        ("health != up", "health 'up' is not one of"),
+        ("health in (failing, dead)", "health 'dead' is not one of"),
+        ("stale=yes", "stale 'yes' is not one of true, false"),
+        ("Health=Failng", "health 'Failng' is not one of"),
+    ],
+)  # fmt: skip
+def test_a_value_a_field_cannot_hold_is_an_error_not_an_empty_result(
+    query: str, message: str
+) -> None:
+    with pytest.raises(QueryError) as err:
+        parse(query, fields=FIELDS, choices=CHOICES)
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("health=FAILING", ["transcode-03"]),
+        ("health in (failing, degraded)", ["transcode-03", "package-02"]),
+        ("health ~ 'fail|degr'", ["transcode-03", "package-02"]),  # a pattern is not a value
+        ("health > f", ["ingest-01", "transcode-03", "edge-09"]),  # text order: no choice
+        ("stale=TRUE", ["package-02", "edge-09"]),
+        ("stage=nowhere", []),  # no choices for stage: anything goes
+    ],
+)
+def test_values_among_the_choices_select_as_before(query: str, expected: list[str]) -> None:
+    q = parse(query, fields=FIELDS, choices=CHOICES)
+    assert [str(d["id"]) for d in DEVICES if q.matches(d)] == expected

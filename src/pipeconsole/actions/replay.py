@@ -71,6 +71,10 @@ _FINAL = {
     DeviceResponse.REJECTED,
 }
 
+OUTCOMES: tuple[str, ...] = (*(DeviceResponse.Outcome.Name(o) for o in sorted(_FINAL)), "PENDING")
+"""Every ``outcome`` a replay row can have (PENDING: no final response in the window); the
+filter refuses any other (``outcome=bogus`` would select nothing, silently)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Original:
@@ -164,7 +168,12 @@ def index_window(
 
 def parse_filter(text: str) -> Query:
     """A replay filter; raises QueryError with the position and the known fields."""
-    return parse(text, fields=FIELDS, text_fields=("device", "uri", "method", "reason"))
+    return parse(
+        text,
+        fields=FIELDS,
+        text_fields=("device", "uri", "method", "reason"),
+        choices={"outcome": OUTCOMES},
+    )
 
 
 def select(

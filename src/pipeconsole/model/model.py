@@ -29,6 +29,8 @@ from pipeconsole.model.fleet import HEALTH_NAMES, DeviceRecord, Fleet
 from pipeconsole.model.lag import LagBook, LagSample
 from pipeconsole.model.requests import DlqRecord, RequestBook
 from pipeconsole.model.snapshot import (
+    AUDIT_OUTCOMES,
+    CHAOS_PHASES,
     ActorView,
     AuditView,
     ChaosView,
@@ -70,8 +72,6 @@ of its status intervals without one (or 3 check intervals, if longer); before, t
 check intervals alone, and with the demo's 1 s checks every actor went stale for 2 s of each
 5, and with it the chaos probe ``actors_alive``."""
 
-_CHAOS_PHASES = ("UNSPECIFIED", "STARTED", "STEP", "PROBE", "ABORTED", "ROLLED_BACK", "VERDICT")
-_AUDIT_OUTCOMES = ("UNSPECIFIED", "ACCEPTED", "REFUSED", "FAILED")
 _BAD_FINALS = {
     RequestState.FAILED: Severity.WARNING,
     RequestState.DEADLINE_EXCEEDED: Severity.WARNING,
@@ -424,7 +424,7 @@ class Model:
         )
 
     def on_chaos(self, ev: Any) -> None:
-        phase = _CHAOS_PHASES[ev.phase] if 0 <= ev.phase < len(_CHAOS_PHASES) else str(ev.phase)
+        phase = CHAOS_PHASES[ev.phase] if 0 <= ev.phase < len(CHAOS_PHASES) else str(ev.phase)
         view = ChaosView(
             experiment_id=ev.experiment_id,
             name=ev.name,
@@ -454,8 +454,8 @@ class Model:
 
     def on_audit(self, rec: Any) -> None:
         outcome = (
-            _AUDIT_OUTCOMES[rec.outcome]
-            if 0 <= rec.outcome < len(_AUDIT_OUTCOMES)
+            AUDIT_OUTCOMES[rec.outcome]
+            if 0 <= rec.outcome < len(AUDIT_OUTCOMES)
             else str(rec.outcome)
         )
         if len(self._audit) == self._audit.maxlen:

@@ -37,6 +37,8 @@ from dataclasses import dataclass
 from typing import Any, TypeVar, cast
 
 __all__ = [
+    "AUDIT_OUTCOMES",
+    "CHAOS_PHASES",
     "FINAL_STATES",
     "ActorView",
     "AuditView",
@@ -544,6 +546,14 @@ class ActorView:
 
 
 # --------------------------------------------------------------------------- chaos, audit, timeline
+
+
+CHAOS_PHASES = ("UNSPECIFIED", "STARTED", "STEP", "PROBE", "ABORTED", "ROLLED_BACK", "VERDICT")
+""":attr:`ChaosView.phase` of each ``ChaosExperiment.Phase`` number (a number past them: its
+digits)."""
+AUDIT_OUTCOMES = ("UNSPECIFIED", "ACCEPTED", "REFUSED", "FAILED")
+""":attr:`AuditView.outcome` of each ``AuditRecord.Outcome`` number (a number past them: its
+digits)."""
 
 
 @dataclass(frozen=True, slots=True)

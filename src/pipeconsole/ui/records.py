@@ -8,23 +8,34 @@ Headless scripts use the same records, so a filter means the same thing everywhe
 from __future__ import annotations
 
 from pipeconsole.model.snapshot import (
+    AUDIT_OUTCOMES,
+    CHAOS_PHASES,
     AuditView,
     ChaosView,
+    DeviceState,
     DeviceView,
     DlqEntry,
+    Health,
     LagRow,
     RequestRow,
+    RequestState,
+    Severity,
     TimelineEvent,
 )
 from pipeconsole.query import Value
 
 __all__ = [
+    "AUDIT_CHOICES",
     "AUDIT_FIELDS",
+    "CHAOS_CHOICES",
     "CHAOS_FIELDS",
+    "DEVICE_CHOICES",
     "DEVICE_FIELDS",
     "DLQ_FIELDS",
+    "EVENT_CHOICES",
     "EVENT_FIELDS",
     "LAG_FIELDS",
+    "REQUEST_CHOICES",
     "REQUEST_FIELDS",
     "audit_record",
     "chaos_record",
@@ -36,6 +47,10 @@ __all__ = [
 ]
 
 Record = dict[str, Value]
+Choices = dict[str, tuple[str, ...]]
+"""Field -> every value it can hold: the filter refuses any other (``health=failng``)."""
+
+_BOOL = ("true", "false")
 
 DEVICE_FIELDS = (
     "id", "name", "stage", "kind", "health", "state", "stale", "queue", "depth", "capacity",
@@ -43,6 +58,12 @@ DEVICE_FIELDS = (
     "address", "seen",
 )  # fmt: skip
 """``queue`` is the input-queue fill 0..1; ``seen`` the seconds since the last state event."""
+
+DEVICE_CHOICES: Choices = {
+    "health": tuple(h.value for h in Health),
+    "state": tuple(s.value for s in DeviceState),
+    "stale": _BOOL,
+}
 
 
 def device_record(d: DeviceView) -> Record:
@@ -76,6 +97,8 @@ REQUEST_FIELDS = (
     "status", "final", "by", "actor",
 )  # fmt: skip
 """``remaining`` is the deadline budget left in seconds (negative: missed)."""
+
+REQUEST_CHOICES: Choices = {"state": tuple(s.value for s in RequestState), "final": _BOOL}
 
 
 def request_record(r: RequestRow) -> Record:
@@ -129,6 +152,7 @@ def lag_record(r: LagRow) -> Record:
 
 
 EVENT_FIELDS = ("kind", "subject", "text", "severity")
+EVENT_CHOICES: Choices = {"severity": tuple(s.value for s in Severity)}
 
 
 def event_record(e: TimelineEvent) -> Record:
@@ -136,6 +160,7 @@ def event_record(e: TimelineEvent) -> Record:
 
 
 AUDIT_FIELDS = ("principal", "user", "action", "targets", "outcome", "reason", "profile")
+AUDIT_CHOICES: Choices = {"outcome": AUDIT_OUTCOMES}
 
 
 def audit_record(a: AuditView) -> Record:
@@ -151,6 +176,7 @@ def audit_record(a: AuditView) -> Record:
 
 
 CHAOS_FIELDS = ("id", "name", "phase", "detail", "targets", "held", "by")
+CHAOS_CHOICES: Choices = {"phase": CHAOS_PHASES, "held": _BOOL}
 
 
 def chaos_record(c: ChaosView) -> Record:

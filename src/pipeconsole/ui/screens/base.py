@@ -8,6 +8,7 @@ that comes back into view catches up from ``app.snapshot`` (so hidden screens co
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -33,6 +34,8 @@ class ConsoleScreen(Screen[None]):
     """Base of the overview, devices, requests, back-pressure and log views."""
 
     FILTER_FIELDS: ClassVar[tuple[str, ...]] = ()
+    FILTER_CHOICES: ClassVar[Mapping[str, tuple[str, ...]]] = {}
+    """Field -> every value it can hold (``health``: HEALTHY, ...): the filter refuses others."""
     VIEW_TITLE: ClassVar[str] = ""
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (110, "-wide")]  # noqa: RUF012
 
@@ -70,7 +73,7 @@ class ConsoleScreen(Screen[None]):
         yield SummaryBar(id="summary")
         yield Static(id="view-title")
         yield from self.compose_body()
-        yield FilterBar(self.FILTER_FIELDS, id="filter-bar")
+        yield FilterBar(self.FILTER_FIELDS, self.FILTER_CHOICES, id="filter-bar")
         yield Footer()
 
     def compose_body(self) -> ComposeResult:

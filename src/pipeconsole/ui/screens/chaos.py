@@ -26,7 +26,7 @@ from pipeconsole.model.snapshot import ChaosView, Snapshot
 from pipeconsole.ui.blast import blast_of, blast_text
 from pipeconsole.ui.chaos import ChaosController, ChaosState, experiment_files
 from pipeconsole.ui.keymap import bind
-from pipeconsole.ui.records import CHAOS_FIELDS, chaos_record
+from pipeconsole.ui.records import CHAOS_CHOICES, CHAOS_FIELDS, chaos_record
 from pipeconsole.ui.render import age, plain
 from pipeconsole.ui.screens.base import ConsoleScreen
 from pipeconsole.ui.screens.chaos_compose import ComposeExperimentScreen
@@ -168,6 +168,7 @@ class ChaosScreen(ConsoleScreen):
     """Chaos experiments: plan, confirm, run, watch, abort, report."""
 
     FILTER_FIELDS = CHAOS_FIELDS
+    FILTER_CHOICES = CHAOS_CHOICES
     VIEW_TITLE = "Chaos"
     AUTO_FOCUS = "#chaos-files"
     BINDINGS: ClassVar[list[BindingType]] = [

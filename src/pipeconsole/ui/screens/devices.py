@@ -22,7 +22,7 @@ from textual.widgets import DataTable
 from pipeconsole.model.snapshot import DeviceView, Health, Snapshot
 from pipeconsole.ui.keymap import bind
 from pipeconsole.ui.probe import ProbeResult, probe_health
-from pipeconsole.ui.records import DEVICE_FIELDS, device_record
+from pipeconsole.ui.records import DEVICE_CHOICES, DEVICE_FIELDS, device_record
 from pipeconsole.ui.render import age, count, fill_style, health_text, plain
 from pipeconsole.ui.screens.base import ConsoleScreen
 from pipeconsole.ui.widgets.device_detail import DeviceDetail
@@ -68,6 +68,7 @@ class DevicesScreen(ConsoleScreen):
     """The fleet as a table, with the highlighted device in depth beside it."""
 
     FILTER_FIELDS = DEVICE_FIELDS
+    FILTER_CHOICES = DEVICE_CHOICES
     VIEW_TITLE = "Devices"
     AUTO_FOCUS = "#device-table"
     BINDINGS: ClassVar[list[BindingType]] = [

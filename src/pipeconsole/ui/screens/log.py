@@ -18,6 +18,9 @@ from textual.widgets import TabbedContent, TabPane
 from pipeconsole.model.snapshot import AuditView, ChaosView, Snapshot
 from pipeconsole.ui.keymap import bind
 from pipeconsole.ui.records import (
+    AUDIT_CHOICES,
+    CHAOS_CHOICES,
+    EVENT_CHOICES,
     EVENT_FIELDS,
     audit_record,
     chaos_record,
@@ -100,6 +103,11 @@ class LogScreen(ConsoleScreen):
     FILTER_FIELDS = (*EVENT_FIELDS, "principal", "user", "action", "targets", "outcome",
                                     "reason", "profile", "id", "name", "phase", "detail",
                                     "held", "by", "level")  # fmt: skip
+    FILTER_CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {
+        **EVENT_CHOICES,
+        **AUDIT_CHOICES,
+        **CHAOS_CHOICES,
+    }
     VIEW_TITLE = "Log and audit"
     BINDINGS: ClassVar[list[BindingType]] = [
         bind("t", "tab('timeline')", "Timeline", "log.timeline"),

@@ -19,7 +19,7 @@ from textual.widgets import Static
 
 from pipeconsole.model.snapshot import Snapshot
 from pipeconsole.ui.keymap import bind
-from pipeconsole.ui.records import DEVICE_FIELDS, device_record
+from pipeconsole.ui.records import DEVICE_CHOICES, DEVICE_FIELDS, device_record
 from pipeconsole.ui.render import age, plain
 from pipeconsole.ui.screens.base import ConsoleScreen
 from pipeconsole.ui.widgets.incidents import IncidentList
@@ -49,6 +49,7 @@ class OverviewScreen(ConsoleScreen):
     """Pipeline graph, incidents ranked by blast radius, bottlenecks and the event timeline."""
 
     FILTER_FIELDS = DEVICE_FIELDS
+    FILTER_CHOICES = DEVICE_CHOICES
     VIEW_TITLE = "Overview"
     AUTO_FOCUS = "#incidents"
     BINDINGS: ClassVar[list[BindingType]] = [

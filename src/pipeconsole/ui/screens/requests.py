@@ -23,7 +23,7 @@ from textual.widgets import DataTable, Static
 
 from pipeconsole.model.snapshot import DlqEntry, RequestRow, Snapshot
 from pipeconsole.ui.keymap import bind
-from pipeconsole.ui.records import REQUEST_FIELDS, request_record
+from pipeconsole.ui.records import REQUEST_CHOICES, REQUEST_FIELDS, request_record
 from pipeconsole.ui.render import clock, count, deadline_bar, plain, state_style, state_text
 from pipeconsole.ui.screens.base import ConsoleScreen
 from pipeconsole.ui.screens.detail import (
@@ -92,6 +92,7 @@ class RequestsScreen(ConsoleScreen):
     """Request lifecycles with deadline budgets, and the dead-letter queue."""
 
     FILTER_FIELDS = REQUEST_FIELDS
+    FILTER_CHOICES = REQUEST_CHOICES
     VIEW_TITLE = "Requests"
     AUTO_FOCUS = "#request-table"
     BINDINGS: ClassVar[list[BindingType]] = [

@@ -7,7 +7,7 @@ prompt and keeps the filter; ``esc`` (handled by the screen) clears it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from rich.style import Style
 from rich.text import Text
@@ -32,10 +32,18 @@ class FilterBar(Vertical):
     class FilterClosed(Message):
         """The prompt was closed with ``enter``: focus goes back to the view."""
 
-    def __init__(self, fields: Iterable[str], *, id: str | None = None) -> None:
+    def __init__(
+        self,
+        fields: Iterable[str],
+        choices: Mapping[str, tuple[str, ...]] | None = None,
+        *,
+        id: str | None = None,
+    ) -> None:
         super().__init__(id=id)
         self.fields = tuple(fields)
         """Field names the view's records have (unknown names are errors with a hint)."""
+        self.choices = dict(choices or {})
+        """Field -> every value it can hold (any other is an error with a hint)."""
         self.current = parse("")
         """The filter in force (the last valid one)."""
 
@@ -73,7 +81,7 @@ class FilterBar(Vertical):
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
         try:
-            q = parse(event.value, fields=self.fields)
+            q = parse(event.value, fields=self.fields, choices=self.choices)
         except QueryError as exc:
             self.set_class(True, "-error")
             self._say(Text(f"✖ {exc}", Style(color="red")))
