@@ -259,3 +259,22 @@ def test_a_replay_filter_refuses_an_outcome_no_request_can_have() -> None:
     for name in OUTCOMES:
         assert parse_filter(f"outcome={name.lower()}").matches({"outcome": name})
     assert "PENDING" in OUTCOMES and "DEADLINE_EXCEEDED" in OUTCOMES
+
+
+@pytest.mark.parametrize(
+    ("since", "until", "field", "message"),
+    [
+        ("10m", "20m", "until", "the window ends (20"),  # ages: --until's is the smaller
+        ("10x", "", "since", "'10x' is neither an age (90s, 10m, 2h) nor an RFC 3339 time"),
+        ("2999-01-01T00:00:00Z", "", "since", "is in the future"),
+        ("1h", "2999-01-01T00:00:00+02:00", "until", "is in the future"),
+    ],
+)
+def test_a_replay_window_that_selects_nothing_by_construction_is_refused(
+    profile: Profile, layer_for, since: str, until: str, field: str, message: str
+) -> None:
+    # Each of these was a dry run of "0 request(s)" (or a parser's bare "expected a date").
+    plan = layer_for(profile).plan_replay(since=since, until=until)
+    assert isinstance(plan, Refused), plan
+    assert [e.field for e in plan.errors] == [field]
+    assert message in plan.errors[0].message

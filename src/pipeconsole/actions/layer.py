@@ -538,10 +538,23 @@ class ActionLayer:
             except ValueError as exc:
                 errors.append(FieldError(name, "bad_time", str(exc)))
                 continue
-            if name == "since":
+            if when > now:
+                errors.append(
+                    FieldError(name, "future", f"{text!r} is in the future ({_iso(when)})")
+                )
+            elif name == "since":
                 since_ms = timefmt.to_unix_ms(when)
             else:
                 until_ms = timefmt.to_unix_ms(when)
+        if until_ms is not None and since and until_ms < since_ms:
+            errors.append(
+                FieldError(
+                    "until",
+                    "before_since",
+                    f"the window ends ({_iso(until_ms)}) before it starts ({_iso(since_ms)}): "
+                    "ages count back from now, so --until's is the smaller",
+                )
+            )
         if not since and not ids:
             errors.append(FieldError("since", "required", "give request ids or --since"))
         query = None
@@ -680,7 +693,18 @@ def _past_time(text: str, now: datetime) -> datetime:
     m = _REL.fullmatch(text.strip().lstrip("-"))
     if m is not None:
         return now - timedelta(seconds=float(m.group(1)) * _UNIT[m.group(2)])
-    return timefmt.parse_rfc3339(text.strip())
+    try:
+        return timefmt.parse_rfc3339(text.strip())
+    except ValueError as exc:
+        raise ValueError(
+            f"{text!r} is neither an age (90s, 10m, 2h) nor an RFC 3339 time ({exc})"
+        ) from None
+
+
+def _iso(when: datetime | int) -> str:
+    if isinstance(when, int):
+        when = timefmt.from_unix_ms(when)
+    return timefmt.format_rfc3339(when)
 
 
 def _delivery_text(profile: Profile, reason: str, timeout_s: float) -> str:
