@@ -210,6 +210,19 @@ def test_schedule_time_rules() -> None:
     )
 
 
+def test_at_issue_a_schedule_time_more_than_a_minute_past_is_refused() -> None:
+    # On the wire a late request is legal (the actor fires it or records MISFIRED); from an
+    # operator it is a wrong day or a local time written as UTC, and it would fire at once.
+    hours = format_rfc3339(NOW - timedelta(hours=3))
+    err = only(errors_for(schedule_time=hours, at_issue=True), "schedule_time")
+    assert err.code == "past" and "3.0 h ago" in err.message and "leave it empty" in err.message
+    assert errors_for(schedule_time=hours, at_issue=False) == []
+    years = only(errors_for(schedule_time="2014-12-10T05:44:06Z", at_issue=True), "schedule_time")
+    assert "4369 days ago" in years.message
+    late = format_rfc3339(NOW - timedelta(seconds=59))
+    assert errors_for(schedule_time=late, at_issue=True) == []  # a minute of slack: still "now"
+
+
 def test_deadline_rules() -> None:
     soon = format_rfc3339(NOW + timedelta(minutes=5))
     past = format_rfc3339(NOW - timedelta(seconds=1))

@@ -18,7 +18,8 @@ The rules per field, and why (see docs/wire.md for the table):
   ``Content-Type``, ``X-Request-Id``, ``X-Deadline-Remaining-Ms``);
 * ``entity_content_type``: an RFC 9110 media type, required when the entity is not empty;
 * ``entity``: size cap;
-* ``schedule_time``: empty = now, else strict RFC 3339 and not too far ahead;
+* ``schedule_time``: empty = now, else strict RFC 3339, not too far ahead, and (at issue) not
+  more than a minute in the past;
 * ``deadline``: same grammar, after the schedule time, not too far after it, and (at issue)
   not in the past;
 * ``request_id`` / ``replay_of``: canonical lowercase UUIDs; ``device_id``: ``[A-Za-z0-9._-]``,
@@ -114,6 +115,10 @@ class Limits:
     max_entity_bytes: int = 1_048_576
     max_schedule_ahead: timedelta = timedelta(days=366)
     """A schedule time later than now plus this is refused (a typo, not a plan)."""
+    max_schedule_behind: timedelta = timedelta(seconds=60)
+    """At issue, a schedule time earlier than now minus this is refused: it would fire at once
+    (best-effort) or be MISFIRED (forget), and it is a mistake (a wrong day, a local time
+    written as UTC) far more often than a plan. On the wire a late request is legal."""
     max_deadline_ahead: timedelta = timedelta(hours=24)
     """A deadline later than the schedule time (or now) plus this is refused."""
     max_device_id_len: int = 64
@@ -204,6 +209,13 @@ def _validate_request(
             "too_far",
             f"schedule time is more than {_days(limits.max_schedule_ahead)} ahead",
         )
+    elif at_issue and schedule is not None and schedule < now - limits.max_schedule_behind:
+        errors.add(
+            "schedule_time",
+            "past",
+            f"schedule time is {_ago(now - schedule)} ago: it would fire at once (best-effort) "
+            "or be MISFIRED (forget); leave it empty to send now",
+        )
     deadline = _check_time("deadline", req.deadline, errors)
     if deadline is not None:
         start = schedule or now
@@ -271,6 +283,17 @@ def deadline_of(req: _HasTimes) -> datetime | None:
 
 
 # --- the rules ------------------------------------------------------------------------------
+
+
+def _ago(span: timedelta) -> str:
+    s = span.total_seconds()
+    if s < 120:
+        return f"{s:.0f} s"
+    if s < 7200:
+        return f"{s / 60:.0f} min"
+    if s < 172_800:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.0f} days"
 
 
 def _days(span: timedelta) -> str:
