@@ -208,6 +208,29 @@ def test_request_lifecycle_remaining_budget_and_at_risk_order() -> None:
     assert dict(snap.outcomes) == {"OK": 1}
 
 
+def test_a_late_cancel_explains_a_request_in_flight_but_never_rewrites_a_final_one() -> None:
+    model = _model()
+    t = FIXED_NOW_MS
+    model.apply(
+        [
+            response("c1", "d1", "CANCELLED", t, reason="cancelled by os:ops"),
+            response("c1", "d1", "CANCEL_TOO_LATE", t + 5, reason="already finished"),
+            response("f1", "d1", "DISPATCHED", t),
+            response("f1", "d1", "CANCEL_TOO_LATE", t + 5, reason="already fired"),
+        ]
+    )
+    snap = model.snapshot()
+    c1, f1 = snap.request("c1"), snap.request("f1")
+    assert c1 is not None and (c1.state, c1.reason) == (
+        RequestState.CANCELLED,
+        "cancelled by os:ops",
+    )
+    assert f1 is not None and (f1.state, f1.reason) == (RequestState.DISPATCHED, "already fired")
+    model.apply([response("f1", "d1", "OK", t + 9, status_code=200)])
+    f1 = model.snapshot().request("f1")
+    assert f1 is not None and f1.state == RequestState.OK
+
+
 def test_deadline_miss_rate_per_device_and_stage() -> None:
     model = _model()
     t = FIXED_NOW_MS

@@ -170,7 +170,10 @@ class RequestBook:
             r.issued_by = resp.issued_by
         r.updated_ms = max(r.updated_ms, resp.time_unix_ms)
         if resp.outcome == 8:  # CANCEL_TOO_LATE: say so, the request's own outcome follows
-            r.reason = resp.reason or "cancel arrived too late"
+            # ... unless it is already there: a second cancel of a cancelled request answers
+            # "already finished", and the row said CANCELLED with that as its reason.
+            if r.state not in FINAL_STATES:
+                r.reason = resp.reason or "cancel arrived too late"
             return None
         if new is None or r.state in FINAL_STATES:
             return None
