@@ -82,6 +82,20 @@ def test_cancel_before_fire_never_executes_and_after_fire_is_too_late(
             20,
             "CANCEL_TOO_LATE for the fired request",
         )
+        # It had finished before the cancel came, and the answer says how.
+        (late,) = [
+            m for m in responses.by_request()[fired.request_id] if m.outcome == R.CANCEL_TOO_LATE
+        ]
+        assert late.reason == "already finished (OK)"
+        sender.cancel(pending)  # a second cancel of the cancelled one
+        responses.wait(
+            lambda: any(
+                m.outcome == R.CANCEL_TOO_LATE and m.reason == "already finished (CANCELLED)"
+                for m in responses.by_request()[pending.request_id]
+            ),
+            20,
+            "CANCEL_TOO_LATE (CANCELLED) for the second cancel",
+        )
         # The cancelled one never reached its device, even after its time has passed.
         assert responses.wait_final([sentinel.request_id], 30)[sentinel.request_id].outcome == R.OK
         assert all(

@@ -338,7 +338,7 @@ class RequestLifecycle:
                 request_id=cancel.request_id,
                 device_id=cancel.device_id,
                 outcome=DeviceResponse.CANCEL_TOO_LATE,
-                reason="already finished",
+                reason=_finished_reason(svc.finished_as(cancel.request_id)),
                 time_unix_ms=int(svc._wall() * 1000),
                 actor_id=svc.settings.actor_id,
             )
@@ -385,7 +385,7 @@ class RequestLifecycle:
         actor = svc.actors.get(job.device_id)
         if actor is not None and actor.jobs.get(job.request_id) is job:
             del actor.jobs[job.request_id]
-        svc.remember_finished(job.request_id)
+        svc.remember_finished(job.request_id, DeviceResponse.Outcome.Name(outcome))
         resp = self._response(job, outcome, **fields)
         ok = await svc.publisher.send_until_acked(
             svc.topics.response, resp.SerializeToString(), job.device_id
@@ -452,7 +452,7 @@ class RequestLifecycle:
             issued_by=req.issued_by if req is not None else "",
         )
         if r.topic == svc.topics.request and req is not None:
-            svc.remember_finished(req.request_id)
+            svc.remember_finished(req.request_id, "REJECTED")
         ok = await svc.publisher.send_until_acked(
             svc.topics.response, resp.SerializeToString(), resp.device_id or None
         )
@@ -470,3 +470,8 @@ def _position(r: Record) -> str:
 
 def _key(job: Job) -> str:
     return f"r:{job.device_id}/{job.request_id}"
+
+
+def _finished_reason(outcome: str) -> str:
+    """A too-late cancel's reason for a request finished here: with its outcome when known."""
+    return f"already finished ({outcome})" if outcome else "already finished"

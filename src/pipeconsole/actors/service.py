@@ -127,7 +127,8 @@ class DispatchService:
             self.settings.retry_max_tokens,
             clock=self._mono,
         )
-        self._finished: OrderedDict[str, None] = OrderedDict()
+        self._finished: OrderedDict[str, str] = OrderedDict()
+        """Request id -> its final outcome's name, for the newest 50k finished here."""
         self._intake: deque[tuple[PartitionOffsets, Record]] = deque()
         """Records read from the group and not handled yet (see :meth:`_take_intake`)."""
         self._intake_scheduled = False
@@ -430,13 +431,17 @@ class DispatchService:
             po.done(offset)
             self.flow((topic, partition))
 
-    def remember_finished(self, request_id: str) -> None:
-        self._finished[request_id] = None
+    def remember_finished(self, request_id: str, outcome: str = "") -> None:
+        self._finished[request_id] = outcome
         if len(self._finished) > 50_000:
             self._finished.popitem(last=False)
 
     def finished(self, request_id: str) -> bool:
         return request_id in self._finished
+
+    def finished_as(self, request_id: str) -> str:
+        """The final outcome of a request finished here ("" if unknown or not finished)."""
+        return self._finished.get(request_id, "")
 
     # -- scheduler ------------------------------------------------------------------------------
 
