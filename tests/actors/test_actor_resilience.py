@@ -92,6 +92,38 @@ def test_poison_costs_one_record_each_and_valid_requests_all_finish(
         dlq.close()
 
 
+def test_requests_for_devices_not_in_the_registry_fail_and_leave_no_actor_behind(
+    profile: Profile, fleet: Fleet, responses: Responses, sender: Sender, states: States
+) -> None:
+    # Each unknown device id used to leave an actor on the instance owning its key, for good:
+    # memory without bound under a hostile producer's random ids, and "devices 25" for 24.
+    ghosts = [request(f"ghost-{i:03d}") for i in range(200)]
+    cancelled = request("ghost-late", schedule=at(60), deadline=at(120))
+    real = request(fleet.devices[0].device_id)
+    svc = ServiceThread(profile, settings(status_interval_s=0.2))
+    try:
+        svc.wait_ready()
+        sender.requests([*ghosts, cancelled, real])
+        finals = responses.wait_final([r.request_id for r in [*ghosts, real]], timeout=60)
+        assert {finals[r.request_id].reason for r in ghosts} == {"device is not in the registry"}
+        assert finals[real.request_id].outcome == R.OK
+        sender.cancel(cancelled)
+        assert responses.wait_final([cancelled.request_id], 30)[
+            cancelled.request_id
+        ].outcome == R.CANCELLED
+        actors = svc.call(lambda: set(svc.service.actors))
+        assert not {a for a in actors if a.startswith("ghost")}, sorted(actors)[:5]
+        registered = {d.device_id for d in fleet.devices}
+        states.wait(
+            lambda: bool(states.actor_statuses())
+            and set(states.actor_statuses()[-1].devices) == registered,
+            15,
+            "a status listing the registered devices only",
+        )
+    finally:
+        svc.stop()
+
+
 def test_two_instances_split_devices_and_a_stopped_one_hands_them_over(
     profile: Profile, fleet: Fleet, responses: Responses, sender: Sender, states: States
 ) -> None:

@@ -103,10 +103,11 @@ class RequestLifecycle:
 
     def _accept(self, req: DeviceRequest, r: Record, now: float) -> None:
         svc = self._svc
-        actor = svc.actor(req.device_id)
+        # The actor is made only for a job it keeps (see DispatchService.release).
+        known = svc.actors.get(req.device_id)
         rid = req.request_id
         source = (r.topic, r.partition, r.offset)
-        existing = actor.jobs.get(rid)
+        existing = known.jobs.get(rid) if known is not None else None
         if existing is not None:
             existing.sources.append(source)  # a duplicate record joins the pending request
             return
@@ -133,7 +134,7 @@ class RequestLifecycle:
         if misfired and req.misfire_strategy == DeviceRequest.FORGET:
             svc.spawn(self.finish(job, DeviceResponse.MISFIRED, reason=self._misfire(late)))
             return
-        actor.jobs[rid] = job
+        svc.actor(req.device_id).jobs[rid] = job
         self._event(job, DeviceResponse.SCHEDULED)
         if job.scheduled_for <= now:  # empty schedule_time, or late (BEST_EFFORT): fire now
             self._start(job, now)
@@ -385,6 +386,7 @@ class RequestLifecycle:
         actor = svc.actors.get(job.device_id)
         if actor is not None and actor.jobs.get(job.request_id) is job:
             del actor.jobs[job.request_id]
+        svc.release(job.device_id)
         svc.remember_finished(job.request_id, DeviceResponse.Outcome.Name(outcome))
         resp = self._response(job, outcome, **fields)
         ok = await svc.publisher.send_until_acked(

@@ -314,6 +314,21 @@ class DispatchService:
             self.actors[device_id] = actor
         return actor
 
+    def release(self, device_id: str) -> None:
+        """Forget the actor of a device not in the registry once it has nothing left to do.
+
+        Requests for unregistered devices (a typo, a device removed, a hostile producer's
+        random ids) each made an actor that stayed for good on the instance owning the key:
+        memory without bound, and the device counted among this instance's devices."""
+        actor = self.actors.get(device_id)
+        if (
+            actor is not None
+            and not actor.jobs
+            and not actor.in_flight
+            and device_id not in self.devices
+        ):
+            del self.actors[device_id]
+
     def _tcp(self, limit: int, limit_per_host: int) -> aiohttp.BaseConnector:
         return tcp_connector(limit, limit_per_host, self._tls)
 
@@ -523,7 +538,9 @@ class DispatchService:
             pid=os.getpid(),
             time_unix_ms=int(self._wall() * 1000),
             started_unix_ms=int(self.started * 1000),
-            devices=sorted(d for d in self.actors if self.owns(d) or self.actors[d].jobs),
+            devices=sorted(
+                d for d, a in self.actors.items() if (self.owns(d) and d in self.devices) or a.jobs
+            ),
             scheduled=self.scheduled,
             in_flight=self.in_flight,
             in_flight_limit=s.in_flight_limit,
