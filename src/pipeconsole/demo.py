@@ -331,9 +331,11 @@ def _headless(stack: DemoStack, script: Path, out: Path, scenario: str | None) -
 
 
 def _console(stack: DemoStack) -> None:
+    from pipeconsole.chaos.experiment import example_dir
     from pipeconsole.ui.cli import run_app
     from pipeconsole.ui.factory import build_app
 
     app = build_app(stack.profile, connect=True)
     app.supervise(stack.problems, stack.describe())
+    app.example_experiments = example_dir()
     run_app(app)

@@ -66,6 +66,37 @@ async def test_the_plan_and_blast_radius_show_before_anything_runs(tmp_path: Pat
     assert not (tmp_path / "audit.jsonl").exists()
 
 
+async def test_away_from_the_repository_the_demo_lists_the_examples_shipped_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeconsole.chaos.experiment import example_dir, load_experiment
+    from pipeconsole.ui.chaos import experiment_files
+
+    monkeypatch.chdir(tmp_path)  # no experiments/ here: the demo started from elsewhere
+    examples = example_dir()
+    assert examples is not None
+    shipped = experiment_files(examples=examples)
+    assert [p.name for p in shipped] == sorted(
+        p.name for p in (REPO / "experiments").glob("*.toml")
+    )
+    assert all(load_experiment(p).title for p in shipped)
+    assert experiment_files() == []  # the console outside the demo lists only ./experiments
+    (tmp_path / "experiments").mkdir()
+    (tmp_path / "experiments" / "mine.toml").write_text("", encoding="utf-8")
+    assert [p.name for p in experiment_files(examples=examples)] == ["mine.toml"]
+    (tmp_path / "experiments" / "mine.toml").unlink()
+
+    app = _app(Profile(role="chaos"), tmp_path)
+    app.example_experiments = examples
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, incident())
+        await pilot.press("6")
+        await pilot.pause()
+        await pilot.press("enter")  # the first file: encoder-crash.toml, from the examples
+        await pilot.pause()
+        assert "Encoder crash" in _panel(app, "#chaos-plan")
+
+
 async def test_a_profile_without_the_chaos_role_is_refused_and_audited(
     profile: Profile, tmp_path: Path
 ) -> None:

@@ -55,6 +55,7 @@ __all__ = [
     "ProtocolAction",
     "Rollback",
     "Selector",
+    "example_dir",
     "load_experiment",
     "parse_experiment",
 ]
@@ -487,6 +488,16 @@ def parse_experiment(raw: Mapping[str, Any], source: str = "<experiment>") -> Ex
     if p.items:
         raise ExperimentError(source, p.items)
     return exp
+
+
+def example_dir() -> Path | None:
+    """The example experiments shipped with pipeconsole: ``pipeconsole/experiments`` in an
+    installed wheel, ``experiments/`` at the top of a source checkout; None without either."""
+    package = Path(__file__).resolve().parent.parent
+    for folder in (package / "experiments", package.parent.parent / "experiments"):
+        if folder.is_dir():
+            return folder
+    return None
 
 
 def load_experiment(path: Path | str) -> Experiment:

@@ -26,6 +26,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from pathlib import Path
 from typing import ClassVar
 
 import httpx
@@ -138,6 +139,9 @@ class PipeConsoleApp(App[None]):
         """Schedule, edit and resend, cancel, replay."""
         self.chaos = ChaosController(self, self.operator)
         """The chaos screen's state and its runner (survives switching views)."""
+        self.example_experiments: Path | None = None
+        """Listed by the Chaos view when the working directory has no ``experiments/`` (the
+        demo sets it to the examples shipped with pipeconsole)."""
 
     # ------------------------------------------------------------------ lifecycle
 

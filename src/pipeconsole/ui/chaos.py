@@ -48,14 +48,21 @@ FILES_MAX = 200
 STEPS_KEPT = 200
 
 
-def experiment_files(base: Path | None = None) -> list[Path]:
+def experiment_files(base: Path | None = None, examples: Path | None = None) -> list[Path]:
     """``experiments/*.toml`` under ``base`` (default: the working directory, as relative
-    paths), sorted, bounded."""
+    paths), sorted, bounded; when there are none, ``examples/*.toml`` (the demo passes the
+    examples shipped with pipeconsole, so that its Chaos view has them wherever it runs)."""
     folder = base / EXPERIMENTS_DIR if base is not None else EXPERIMENTS_DIR  # relative: shorter
-    try:
-        return sorted(folder.glob("*.toml"))[:FILES_MAX]
-    except OSError:
-        return []
+    for where in (folder, examples):
+        if where is None:
+            continue
+        try:
+            found = sorted(where.glob("*.toml"))[:FILES_MAX]
+        except OSError:
+            found = []
+        if found:
+            return found
+    return []
 
 
 @dataclass(slots=True)

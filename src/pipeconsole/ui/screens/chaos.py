@@ -207,7 +207,7 @@ class ChaosScreen(ConsoleScreen):
         self.show_state()
 
     def refresh_files(self) -> None:
-        self._files = experiment_files()
+        self._files = experiment_files(examples=self.console_app.example_experiments)
         ol = self.query_one("#chaos-files", OptionList)
         ol.clear_options()
         ol.add_options([Option(Text(p.name), id=str(n)) for n, p in enumerate(self._files)])
