@@ -206,6 +206,9 @@ def render_text(snap: Snapshot, breaches: list[str]) -> str:
             lines.append(f"       check {s(c, max_len=160)}")
         if i.reason:
             lines.append(f"       reason {s(i.reason, max_len=160)}")
+        if i.behind:
+            worse = ", ".join(s(d, max_len=40) for d in i.behind[:4])
+            lines.append(f"       feeds {worse}, worse off: likely back-pressure, a symptom")
     if snap.bottlenecks:
         lines.append("")
         lines.append("bottlenecks")

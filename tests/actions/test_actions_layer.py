@@ -254,7 +254,7 @@ def test_a_replay_filter_refuses_an_outcome_no_request_can_have() -> None:
     from pipeconsole.query import QueryError
 
     # "outcome=faild" used to select nothing, and the dry run said "0 request(s)".
-    with pytest.raises(QueryError, match="outcome 'faild' is not one of .*did you mean 'failed'"):
+    with pytest.raises(QueryError, match=r"outcome 'faild' is not one of .*did you mean 'failed'"):
         parse_filter("outcome=faild")
     for name in OUTCOMES:
         assert parse_filter(f"outcome={name.lower()}").matches({"outcome": name})

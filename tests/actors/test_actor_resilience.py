@@ -108,15 +108,18 @@ def test_requests_for_devices_not_in_the_registry_fail_and_leave_no_actor_behind
         assert {finals[r.request_id].reason for r in ghosts} == {"device is not in the registry"}
         assert finals[real.request_id].outcome == R.OK
         sender.cancel(cancelled)
-        assert responses.wait_final([cancelled.request_id], 30)[
-            cancelled.request_id
-        ].outcome == R.CANCELLED
+        assert (
+            responses.wait_final([cancelled.request_id], 30)[cancelled.request_id].outcome
+            == R.CANCELLED
+        )
         actors = svc.call(lambda: set(svc.service.actors))
         assert not {a for a in actors if a.startswith("ghost")}, sorted(actors)[:5]
         registered = {d.device_id for d in fleet.devices}
         states.wait(
-            lambda: bool(states.actor_statuses())
-            and set(states.actor_statuses()[-1].devices) == registered,
+            lambda: (
+                bool(states.actor_statuses())
+                and set(states.actor_statuses()[-1].devices) == registered
+            ),
             15,
             "a status listing the registered devices only",
         )

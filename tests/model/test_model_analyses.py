@@ -38,6 +38,38 @@ def test_failed_encoder_is_the_top_root_cause_with_its_packagers_in_the_blast_ra
     )
 
 
+def test_an_encoder_blocked_by_a_failed_transcoder_is_ranked_as_its_symptom() -> None:
+    # enc-a -> tx-a (crashed); enc-a reports its output blocked. enc-b -> tx-b, both with a
+    # smaller blast radius: enc-b is DEGRADED on its own account (tx-b is healthy).
+    model = _model()
+    t = FIXED_NOW_MS
+    blocked = (("output", "DEGRADED", "tx-a unreachable"),)
+    model.apply(
+        [
+            state("enc-a", t, health="DEGRADED", downstream=["tx-a"], checks=blocked),
+            state("tx-a", t, health="FAILING", upstream=["enc-a"], downstream=["pk-1", "pk-2"],
+                  checks=(("health", "FAILING", "connection refused"),)),
+            state("pk-1", t, health="DEGRADED", upstream=["tx-a"]),
+            state("pk-2", t, health="DEGRADED", upstream=["tx-a"]),
+            state("enc-b", t, health="DEGRADED", downstream=["tx-b"],
+                  checks=(("cpu", "DEGRADED", "98 %"),)),
+            state("tx-b", t, upstream=["enc-b"]),
+        ]
+    )  # fmt: skip
+    incidents = model.snapshot(analyse=True).incidents
+    assert [(i.device_id, i.behind) for i in incidents] == [
+        ("tx-a", ()),
+        ("enc-b", ()),  # its own trouble: ranked before the bigger, blocked encoder
+        ("enc-a", ("tx-a",)),
+    ]
+    assert incidents[2].blast_size > incidents[1].blast_size
+    from pipeconsole.status import render_text
+
+    text = render_text(model.snapshot(), [])
+    assert "feeds tx-a, worse off: likely back-pressure, a symptom" in text
+    assert text.count("likely back-pressure") == 1
+
+
 def test_stalled_packager_is_the_bottleneck_and_upstream_queues_fill() -> None:
     snap = demo_snapshot(incident=True)
     b = snap.bottlenecks[0]

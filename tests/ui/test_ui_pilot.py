@@ -399,3 +399,13 @@ async def test_what_arrives_before_a_view_is_mounted_is_shown_once_it_is(mode: s
         if isinstance(screen, LogScreen):
             lines = screen.query_one("#log-console", LineList).items
             assert any("a line before the view is mounted" in x.text for x in lines)
+
+
+def test_an_incident_that_feeds_a_worse_device_says_it_is_likely_back_pressure() -> None:
+    from pipeconsole.model.snapshot import Incident
+    from pipeconsole.ui.widgets.incidents import incident_text
+
+    base = Incident(1, "enc-a", "ingest", Health.DEGRADED, ("tx-a",), 1, 1.0, (), "", T0)
+    assert "↳" not in incident_text(base).plain
+    text = incident_text(replace(base, behind=("tx-a", "tx-b", "tx-c"))).plain
+    assert text.splitlines()[-1].strip() == "↳ feeds tx-a, tx-b +1, worse off: likely back-pressure"

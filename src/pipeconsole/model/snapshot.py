@@ -416,6 +416,10 @@ class Incident:
     """``name: detail`` of each check that is not HEALTHY (raw, untrusted)."""
     reason: str
     since_ms: int
+    behind: tuple[str, ...] = ()
+    """Devices it feeds that are in a worse state than it (FAILING, or UNKNOWN under a
+    DEGRADED one): its trouble is likely back-pressure from them, a symptom rather than a
+    cause. Such a candidate ranks after the others of its severity."""
 
 
 @dataclass(frozen=True, slots=True)

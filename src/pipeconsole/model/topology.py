@@ -357,7 +357,7 @@ class Topology:
         g = self.graph
         devices = self.fleet.devices
         memo: dict[str, float] = {}
-        candidates: list[tuple[int, int, str]] = []
+        candidates: list[tuple[int, bool, int, str, tuple[str, ...]]] = []
         desc_count: dict[str, int] | None = None
         for d, h in health.items():
             sev = severity(h)
@@ -367,17 +367,23 @@ class Topology:
                 continue
             if desc_count is None:
                 desc_count = self._descendant_counts()
-            candidates.append((sev, desc_count.get(d, 0), d))
+            # Back-pressure travels upstream: an encoder whose transcoder failed reports its
+            # output blocked. Its upstream is healthy, so it is a candidate, but one the
+            # operator should read as a symptom of the worse device it feeds.
+            behind = tuple(
+                sorted(s for s in g.successors(d) if s in devices and severity(health[s]) > sev)
+            )
+            candidates.append((sev, bool(behind), desc_count.get(d, 0), d, behind))
         # Exact radius and weight only for the likeliest (by severity, then blast size).
-        candidates.sort(key=lambda c: (-c[0], -c[1], c[2]))
-        found: list[tuple[float, int, int, str, tuple[str, ...]]] = []
-        for sev, _size, d in candidates[: 3 * MAX_INCIDENTS]:
+        candidates.sort(key=lambda c: (-c[0], c[1], -c[2], c[3]))
+        found: list[tuple[float, int, int, str, tuple[str, ...], tuple[str, ...]]] = []
+        for sev, _blocked, _size, d, behind in candidates[: 3 * MAX_INCIDENTS]:
             radius = tuple(sorted(nx.descendants(g, d)))
             weight = self._traffic(d, memo) + sum(self._traffic(x, memo) for x in radius)
-            found.append((weight, len(radius), sev, d, radius))
-        found.sort(key=lambda f: (-f[2], -f[0], -f[1], f[3]))
+            found.append((weight, len(radius), sev, d, radius, behind))
+        found.sort(key=lambda f: (-f[2], bool(f[5]), -f[0], -f[1], f[3]))
         out = []
-        for rank, (weight, size, _sev, d, radius) in enumerate(found[:MAX_INCIDENTS], 1):
+        for rank, (weight, size, _sev, d, radius, behind) in enumerate(found[:MAX_INCIDENTS], 1):
             rec = devices[d]
             st = rec.state
             checks: tuple[str, ...] = ()
@@ -403,6 +409,7 @@ class Topology:
                     failing_checks=checks,
                     reason=reason,
                     since_ms=rec.health_since_ms,
+                    behind=behind,
                 )
             )
         return tuple(out)

@@ -26,7 +26,9 @@ def _why(i: Incident) -> str:
 
 def _rows(incidents: tuple[Incident, ...]) -> tuple[tuple[object, ...], ...]:
     """What the list shows of ``incidents``: it is rebuilt when this changes."""
-    return tuple((i.device_id, i.rank, i.health, i.blast_size, _why(i)) for i in incidents)
+    return tuple(
+        (i.device_id, i.rank, i.health, i.blast_size, _why(i), i.behind) for i in incidents
+    )
 
 
 def incident_text(i: Incident) -> Text:
@@ -37,7 +39,21 @@ def incident_text(i: Incident) -> Text:
         (f"  blast radius {i.blast_size}", Style(color="cyan")),
         "\n     ",
         plain(check or "—", max_len=120, style=Style(dim=True)),
+        *_behind(i),
         end="",
+    )
+
+
+def _behind(i: Incident) -> tuple[str | Text | tuple[str, Style], ...]:
+    """A third line when the device feeds a worse one: likely a symptom, not the cause."""
+    if not i.behind:
+        return ()
+    more = f" +{len(i.behind) - 2}" if len(i.behind) > 2 else ""
+    return (
+        "\n     ",
+        ("↳ feeds ", Style(color="yellow")),
+        plain(", ".join(i.behind[:2]), max_len=70, style=Style(color="yellow", bold=True)),
+        (f"{more}, worse off: likely back-pressure", Style(color="yellow")),
     )
 
 
