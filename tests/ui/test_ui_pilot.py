@@ -408,4 +408,4 @@ def test_an_incident_that_feeds_a_worse_device_says_it_is_likely_back_pressure()
     base = Incident(1, "enc-a", "ingest", Health.DEGRADED, ("tx-a",), 1, 1.0, (), "", T0)
     assert "↳" not in incident_text(base).plain
     text = incident_text(replace(base, behind=("tx-a", "tx-b", "tx-c"))).plain
-    assert text.splitlines()[-1].strip() == "↳ feeds tx-a, tx-b +1, worse off: likely back-pressure"
+    assert text.splitlines()[-1].strip() == "↳ symptom of tx-a +2?"

@@ -45,15 +45,16 @@ def incident_text(i: Incident) -> Text:
 
 
 def _behind(i: Incident) -> tuple[str | Text | tuple[str, Style], ...]:
-    """A third line when the device feeds a worse one: likely a symptom, not the cause."""
+    """A third line when the device feeds a worse one: its trouble is likely back-pressure
+    from it, a symptom rather than the cause (short: the panel is ~36 columns wide)."""
     if not i.behind:
         return ()
-    more = f" +{len(i.behind) - 2}" if len(i.behind) > 2 else ""
+    more = f" +{len(i.behind) - 1}" if len(i.behind) > 1 else ""
     return (
         "\n     ",
-        ("↳ feeds ", Style(color="yellow")),
-        plain(", ".join(i.behind[:2]), max_len=70, style=Style(color="yellow", bold=True)),
-        (f"{more}, worse off: likely back-pressure", Style(color="yellow")),
+        ("↳ symptom of ", Style(color="yellow")),
+        plain(i.behind[0], max_len=32, style=Style(color="yellow", bold=True)),
+        (f"{more}?", Style(color="yellow")),
     )
 
 
