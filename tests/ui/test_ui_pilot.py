@@ -409,3 +409,28 @@ def test_an_incident_that_feeds_a_worse_device_says_it_is_likely_back_pressure()
     assert "↳" not in incident_text(base).plain
     text = incident_text(replace(base, behind=("tx-a", "tx-b", "tx-c"))).plain
     assert text.splitlines()[-1].strip() == "↳ symptom of tx-a +2?"
+
+
+async def test_before_the_first_snapshot_the_console_says_where_it_is_connecting() -> None:
+    import threading
+
+    from pipeconsole.ui.factory import build_app
+    from pipeconsole.ui.source import IngestSource
+    from pipeconsole.ui.widgets.summary_bar import SummaryBar
+
+    class NeverAnswers(IngestSource):
+        """The first attempt to read an unreachable cluster: up to 10 s without a word."""
+
+        def run(self, emit: object, stop: threading.Event) -> None:
+            stop.wait()
+
+    profile = Profile(bootstrap="kafka-9.example:9093")
+    app = build_app(profile, NeverAnswers(profile), capture_logging=False)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        text = str(app.screen.query_one(SummaryBar).render())
+        assert "connecting to kafka-9.example:9093… the first snapshot follows" in text
+    other = make_app()  # a source that is not Kafka (tests, screenshots): no address
+    async with other.run_test(size=(120, 36)) as pilot:
+        await pilot.pause()
+        assert "waiting for the first snapshot" in str(other.screen.query_one(SummaryBar).render())

@@ -58,6 +58,12 @@ class IngestSource:
         self.ingest: Any = None
         """The running :class:`~pipeconsole.ingest.Ingest` (its ``errors`` count), once started."""
 
+    @property
+    def waiting(self) -> str:
+        """What the console says until the first snapshot: the first attempt to read the
+        cluster can take ``connect_timeout_s`` (10 s) to fail."""
+        return f"connecting to {self.profile.bootstrap}… the first snapshot follows"
+
     def run(self, emit: Emit, stop: threading.Event) -> None:
         from pipeconsole.ingest import Ingest  # lazily: tests and screenshots need no Kafka
 

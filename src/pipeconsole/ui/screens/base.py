@@ -21,6 +21,7 @@ from textual.widgets import Footer, Static
 from pipeconsole.model.snapshot import Snapshot
 from pipeconsole.query import parse
 from pipeconsole.ui.keymap import bind
+from pipeconsole.ui.source import IngestSource
 from pipeconsole.ui.widgets.filter_bar import FilterBar
 from pipeconsole.ui.widgets.summary_bar import SummaryBar
 
@@ -96,7 +97,9 @@ class ConsoleScreen(Screen[None]):
         if snapshot is not None and snapshot.seq != self._shown_seq:
             self.show_snapshot(snapshot)
         elif snapshot is None:
-            self.query_one(SummaryBar).show(None, self.console_app.profile.slo)
+            source = self.console_app.source
+            waiting = source.waiting if isinstance(source, IngestSource) else ""
+            self.query_one(SummaryBar).show(None, self.console_app.profile.slo, waiting=waiting)
 
     def show_snapshot(self, snapshot: Snapshot) -> None:
         """Redraw from ``snapshot`` (called by the app for the visible screen)."""

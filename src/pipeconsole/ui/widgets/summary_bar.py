@@ -116,9 +116,11 @@ class SummaryBar(Panel):
         slo: Slo,
         source_ok: bool = True,
         problems: tuple[str, ...] = (),
+        waiting: str = "",
     ) -> None:
+        """``waiting``: what to say instead while there is no snapshot yet."""
         if snapshot is None:
-            self.show_text(Text("waiting for the first snapshot…", Style(dim=True)))
+            self.show_text(Text(waiting or "waiting for the first snapshot…", Style(dim=True)))
             self.set_class(False, "-alert")
             return
         line = summary_text(snapshot, slo, source_ok)
