@@ -11,6 +11,7 @@ from pipeconsole.model.fixtures import (
     added,
     demo_model,
     demo_snapshot,
+    downstream_of,
     response,
     rounds,
     state,
@@ -493,3 +494,36 @@ def test_the_ingest_rate_is_averaged_over_five_seconds_not_the_last_one() -> Non
             rates.append(model.snapshot(analyse=False).fleet.ingest_rate)
     steady = rates[24:]  # once 5 s of history is there
     assert min(steady) >= 150 and max(steady) <= 260, (min(steady), max(steady))
+
+
+def test_made_up_links_cannot_grow_the_graph_without_bound() -> None:
+    # One state event of ~570 kB (under the 1 MiB codec limit) named 20,000 peers: every
+    # analysis of a 24-device fleet then took 0.3 s, and the graph view had a layer of 20k.
+    model = _model()
+    t = FIXED_NOW_MS
+    specs = pipeline(24)
+    down = downstream_of(specs)
+    model.apply([added(s) for s in specs])
+    model.apply(
+        [state(s.device_id, t, upstream=s.upstream, downstream=down[s.device_id]) for s in specs]
+    )
+    model.apply([state("evil-0", t, downstream=[f"peer-{i}" for i in range(20_000)])])
+    snap = model.snapshot(analyse=True)
+    dropped = dict(snap.dropped)
+    assert dropped["links"] == 20_000 - 256
+    assert len(snap.graph.nodes) == 25 + 256
+    assert not snap.incidents  # the real fleet is still read right
+    # Made-up peers across devices: at most 1,000 outside the fleet in the graph, the rest
+    # left out and counted (the edges between real devices always stay).
+    model.apply(
+        [
+            state(f"evil-{d}", t, downstream=[f"peer-{d}-{i}" for i in range(256)])
+            for d in range(1, 5)
+        ]
+    )
+    snap = model.snapshot(analyse=True)
+    foreign = [n for n in snap.graph.nodes if snap.device(n.device_id) is None]
+    assert len(foreign) == 1000
+    assert dict(snap.dropped)["foreign-peers"] == 5 * 256 - 1000
+    real = {(s.upstream[0], s.device_id) for s in specs if s.upstream}
+    assert real <= {(e.src, e.dst) for e in snap.graph.edges}

@@ -101,6 +101,11 @@ class Limits:
     """History points per device (sparklines)."""
     history_step_ms: int = 1000
     max_devices: int = 50_000
+    max_links: int = 256
+    """Links kept per device state event (the rest dropped and counted)."""
+    max_foreign_peers: int = 1000
+    """Peers outside the fleet that the graph shows (as ghost edges); edges to more are left
+    out of the graph and counted."""
     max_requests: int = 20_000
     max_dlq: int = 1000
     max_timeline: int = 2000
@@ -146,8 +151,9 @@ class Model:
             history=limits.history,
             history_step_ms=limits.history_step_ms,
             max_devices=limits.max_devices,
+            max_links=limits.max_links,
         )
-        self.topology = Topology(self.fleet)
+        self.topology = Topology(self.fleet, max_foreign_peers=limits.max_foreign_peers)
         self.requests = RequestBook(
             max_requests=limits.max_requests,
             max_dlq=limits.max_dlq,
@@ -539,6 +545,8 @@ class Model:
                 "requests": self.requests.evicted,
                 "history-points-sampled": fleet.sampled,
                 "devices": fleet.refused + self._dropped.get("devices", 0),
+                "links": fleet.links_dropped,
+                "foreign-peers": self.topology.foreign_dropped,
             }
         )
         stale_actor_ms = 3 * int(self.check_interval_s * 1000)

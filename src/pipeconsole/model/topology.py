@@ -100,8 +100,12 @@ class _Edge:
 class Topology:
     """Builds the graph from a :class:`Fleet` and analyses it. Owned by the model."""
 
-    def __init__(self, fleet: Fleet) -> None:
+    def __init__(self, fleet: Fleet, *, max_foreign_peers: int = 1000) -> None:
         self.fleet = fleet
+        self.max_foreign_peers = max_foreign_peers
+        self.foreign_dropped = 0
+        """Peers outside the fleet left out of the last analysed graph (beyond
+        ``max_foreign_peers``)."""
         self.graph: Any = nx.DiGraph()
         self._version = -1
         self._layer_ids: tuple[tuple[str, ...], ...] = ()
@@ -121,7 +125,8 @@ class Topology:
     def _edges(self) -> dict[tuple[str, str], _Edge]:
         edges: dict[tuple[str, str], _Edge] = {}
         get = edges.get
-        for device_id, rec in self.fleet.devices.items():
+        devices = self.fleet.devices
+        for device_id, rec in devices.items():
             st = rec.state
             if st is None:
                 continue
@@ -152,6 +157,19 @@ class Topology:
                     continue
                 if t > e.last_ms:
                     e.last_ms = t
+        # A peer outside the fleet is a node of its own (a ghost edge's far end): bounded, so
+        # made-up peer ids cannot grow the graph without end. Checked here, on the edges'
+        # ends (hashed already), not per link in the loop above (+30 % on it at 10k devices).
+        foreign: dict[str, None] = {}
+        for src, dst in edges:
+            if src not in devices:
+                foreign[src] = None
+            if dst not in devices:
+                foreign[dst] = None
+        self.foreign_dropped = max(0, len(foreign) - self.max_foreign_peers)
+        if self.foreign_dropped:
+            refused = set(list(foreign)[self.max_foreign_peers :])
+            edges = {k: e for k, e in edges.items() if k[0] not in refused and k[1] not in refused}
         return edges
 
     def _rebuild(self, edges: dict[tuple[str, str], _Edge]) -> None:
