@@ -527,3 +527,41 @@ def test_made_up_links_cannot_grow_the_graph_without_bound() -> None:
     assert dict(snap.dropped)["foreign-peers"] == 5 * 256 - 1000
     real = {(s.upstream[0], s.device_id) for s in specs if s.upstream}
     assert real <= {(e.src, e.dst) for e in snap.graph.edges}
+
+
+def test_nan_infinite_and_negative_rates_are_read_as_zero_and_status_json_prints() -> None:
+    # A hostile or broken producer's NaN made stage sums NaN, a bottleneck of NaN rates, and
+    # `status --json` fail (JSON has no NaN): json.dumps(allow_nan=False) raised.
+    import math
+    from dataclasses import replace
+
+    from pipeconsole.wire.gen import device_state_pb2 as ds
+
+    model = _model()
+    t = FIXED_NOW_MS
+    specs = pipeline(8)
+    down = downstream_of(specs)
+    bad = [math.nan, math.inf, -math.inf, -5.0]
+    model.apply([added(s) for s in specs])
+    events = [
+        state(s.device_id, t, upstream=s.upstream, downstream=down[s.device_id], stage=s.stage,
+              rate_in=bad[i % 4], rate_out=bad[(i + 1) % 4])
+        for i, s in enumerate(specs)
+    ]  # fmt: skip
+    events[0].unchanged.state.latency_p99_ms = math.nan
+    events.append(
+        ds.StateEvent(
+            actor=ds.ActorStatus(actor_id="a1", time_unix_ms=t, retry_budget_left=math.nan)
+        )
+    )
+    model.apply(events)
+    snap = model.snapshot(analyse=True)
+    assert all(d.rate_in == 0.0 and d.rate_out == 0.0 for d in snap.devices)
+    assert all(e.rate == 0.0 for e in snap.graph.edges)
+    assert all(math.isfinite(n.rate_in) for n in snap.graph.stages.nodes)
+    assert snap.actors[0].retry_budget_left == 0.0
+    dropped = dict(snap.dropped)
+    assert dropped["bad-numbers"] >= 2 * 8 + 1 + 1
+    json.dumps(snap.to_json(), allow_nan=False)  # what `status --json` does
+    overflow = replace(snap.fleet, ingest_rate=math.inf)
+    assert replace(snap, fleet=overflow).to_json()["fleet"]["ingest_rate"] is None

@@ -68,6 +68,8 @@ counts: the device actors lose the broker too, and come back with librdkafka's r
 (up to 10 s) and a consumer-group rejoin. In the demo, with 3 s of allowed silence, every
 device went UNKNOWN a few seconds after the broker returned."""
 
+_INF = float("inf")
+
 
 class DeviceRecord:
     """Everything the model knows about one device. Mutable; never leaves the model."""
@@ -161,6 +163,8 @@ class Fleet:
         """Links kept of one device's state (a 1 MiB state event holds ~35k)."""
         self.links_dropped = 0
         """Links beyond ``max_links`` dropped from state events."""
+        self.bad_numbers = 0
+        """Rates and latencies that were NaN, infinite or negative, read as 0."""
         self.structure_version = 0
         """Bumped when the set of devices or any device's reported links change."""
 
@@ -201,6 +205,17 @@ class Fleet:
         self.structure_version += 1  # stage may have changed: order and layers move
         return rec
 
+    def _fix_numbers(self, st: Any) -> None:
+        """Read every rate and latency of ``st`` that is not a finite number >= 0 as 0."""
+        for name in ("rate_in", "rate_out", "latency_p50_ms", "latency_p99_ms"):
+            if not 0.0 <= getattr(st, name) < _INF:
+                setattr(st, name, 0.0)
+                self.bad_numbers += 1
+        for link in st.links:
+            if not 0.0 <= link.rate < _INF:
+                link.rate = 0.0
+                self.bad_numbers += 1
+
     def removed(self, device_id: str) -> bool:
         rec = self.devices.pop(device_id, None)
         if rec is None:
@@ -238,6 +253,17 @@ class Fleet:
             # of a 24-device fleet then took 0.3 s (and the graph view a layer of 20k nodes).
             self.links_dropped += len(links) - self.max_links
             del links[self.max_links :]
+        # A hostile or broken producer's NaN made stage sums NaN, a bottleneck of NaN rates,
+        # and `status --json` refuse to print (JSON has no NaN). Every comparison with NaN is
+        # false, so each chain below is false for NaN, infinities and negatives alike.
+        if not (
+            0.0 <= st.rate_in < _INF
+            and 0.0 <= st.rate_out < _INF
+            and 0.0 <= st.latency_p50_ms < _INF
+            and 0.0 <= st.latency_p99_ms < _INF
+            and all(0.0 <= link.rate < _INF for link in links)
+        ):
+            self._fix_numbers(st)
         # Link changes are noticed by the topology, which compares edge sets per analysis.
         rec.state = st
         rec.last_seen_ms = t

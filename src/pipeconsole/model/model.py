@@ -372,6 +372,9 @@ class Model:
             # The gap between its statuses; an early one (after a rebalance) halves the
             # estimate at most, so one short gap does not make the actor stale in between.
             interval = max(t - prev[1], prev[2] // 2)
+        if not 0.0 <= a.retry_budget_left < float("inf"):
+            a.retry_budget_left = 0.0  # NaN printed "retries nan"
+            self._drop("bad-numbers")
         self._actors[a.actor_id] = (a, t, interval)
         self._actors.move_to_end(a.actor_id)
         while len(self._actors) > self.limits.max_actors:
@@ -546,6 +549,7 @@ class Model:
                 "history-points-sampled": fleet.sampled,
                 "devices": fleet.refused + self._dropped.get("devices", 0),
                 "links": fleet.links_dropped,
+                "bad-numbers": fleet.bad_numbers,
                 "foreign-peers": self.topology.foreign_dropped,
             }
         )

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import math
 from array import array
 from dataclasses import dataclass
 from typing import Any, TypeVar, cast
@@ -668,7 +669,11 @@ def _jsonable(value: Any, sanitize: Any) -> Any:
         return value.value
     if isinstance(value, str):
         return sanitize(value)
-    if value is None or isinstance(value, bool | int | float):
+    if isinstance(value, float):
+        # The model reads NaN and infinities in as 0, but a sum of huge values (stage rates)
+        # can still overflow; JSON has neither, and `status --json` must print.
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, bool | int):
         return value
     if isinstance(value, tuple):
         return [_jsonable(v, sanitize) for v in value]
