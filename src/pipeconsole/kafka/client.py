@@ -7,14 +7,61 @@ logs through the ``logger`` setting into the ``pipeconsole.librdkafka`` Python l
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pipeconsole.config import Profile
 
-__all__ = ["GROUP_ONLY", "LOG", "client_settings", "outside_a_group", "redact"]
+__all__ = ["GROUP_ONLY", "LOG", "RepeatFilter", "client_settings", "outside_a_group", "redact"]
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first of a run of like messages through, holds back the rest for ``window_s``,
+    then lets the next one through saying how many it held back.
+
+    librdkafka logs every failed connect attempt: against a dead broker a dispatcher printed
+    292 identical lines in 15 s. Messages are alike when they differ only in durations (``after
+    0ms in state CONNECT``); addresses, broker ids and levels keep them apart. At most
+    ``max_keys`` runs are tracked (the oldest forgotten)."""
+
+    _DURATIONS = re.compile(r"\d+(?:\.\d+)? ?ms\b")
+
+    def __init__(
+        self,
+        window_s: float = 30.0,
+        max_keys: int = 256,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self.window_s = window_s
+        self.max_keys = max_keys
+        self.clock = clock
+        self._runs: OrderedDict[str, list[float]] = OrderedDict()
+        """Message shape -> [when its window began, messages held back since]."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = f"{record.levelno}:{self._DURATIONS.sub('#ms', record.getMessage())}"
+        now = self.clock()
+        run = self._runs.get(key)
+        if run is not None and now - run[0] < self.window_s:
+            run[1] += 1
+            return False
+        held = int(run[1]) if run is not None else 0
+        self._runs[key] = [now, 0]
+        self._runs.move_to_end(key)
+        while len(self._runs) > self.max_keys:
+            self._runs.popitem(last=False)
+        if held:
+            record.msg = f"{record.getMessage()} (and {held} more like it in {self.window_s:g} s)"
+            record.args = None
+        return True
+
 
 LOG = logging.getLogger("pipeconsole.librdkafka")
+LOG.addFilter(RepeatFilter())
 
 _SECRET_MARKERS = ("password", "secret", "key.pem", "sasl.oauthbearer.config", "ssl.key")
 
