@@ -43,3 +43,23 @@ def test_a_finite_number_still_passes_the_type() -> None:
     from pipeconsole.cli import FiniteFloat
 
     assert FiniteFloat(min=0).convert("2.5", None, None) == 2.5
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--pool", "0"], "Invalid value for '--pool': 0 is not in the range x>=1"),
+        (["--per-device", "-1"], "Invalid value for '--per-device'"),
+        (["--max-attempts", "101"], "Invalid value for '--max-attempts'"),
+        (["--session-timeout-ms", "-5"], "Invalid value for '--session-timeout-ms'"),
+        (["--group", ""], "Invalid value for '--group': must not be empty"),
+        (["--actor-id", "  "], "Invalid value for '--actor-id': must not be empty"),
+        (["--high-water", "2", "--low-water", "5"], "--low-water (5) must be below --high-water"),
+    ],
+)
+def test_dispatch_names_the_option_that_is_wrong(args: list[str], message: str) -> None:
+    # They shared one message ("--per-device, --pool, --high-water, --max-attempts must be
+    # >= 1 and ..."), and an empty --group or a negative session timeout went to the broker.
+    got = CliRunner().invoke(cli, ["dispatch", "--bootstrap", "127.0.0.1:1", *args])
+    assert got.exit_code == 2, got.output
+    assert message in got.output

@@ -20,10 +20,27 @@ from pipeconsole.config import Profile
 __all__ = ["dispatch"]
 
 
+def _not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
+
+
 @click.command()
 @profile_options
-@click.option("--group", default="pipeconsole-dispatch", show_default=True, help="Consumer group.")
-@click.option("--actor-id", default=None, help="Name of this instance (default: host and pid).")
+@click.option(
+    "--group",
+    default="pipeconsole-dispatch",
+    show_default=True,
+    callback=_not_blank,
+    help="Consumer group.",
+)
+@click.option(
+    "--actor-id",
+    default=None,
+    callback=_not_blank,
+    help="Name of this instance (default: host and pid).",
+)
 @click.option(
     "--check-interval",
     type=FiniteFloat(min=0.05),
@@ -33,14 +50,27 @@ __all__ = ["dispatch"]
 @click.option("--check-timeout", type=FiniteFloat(min=0.01), default=2.0, show_default=True)
 @click.option("--status-interval", type=FiniteFloat(min=0.05), default=5.0, show_default=True)
 @click.option("--misfire-threshold", type=FiniteFloat(min=0), default=5.0, show_default=True)
-@click.option("--per-device", type=int, default=8, show_default=True, help="In-flight per device.")
-@click.option("--pool", type=int, default=128, show_default=True, help="In-flight overall.")
-@click.option("--high-water", type=int, default=16, show_default=True)
-@click.option("--low-water", type=int, default=4, show_default=True)
+@click.option(
+    "--per-device",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="In-flight per device.",
+)
+@click.option(
+    "--pool", type=click.IntRange(min=1), default=128, show_default=True, help="In-flight overall."
+)
+@click.option("--high-water", type=click.IntRange(min=1), default=16, show_default=True)
+@click.option("--low-water", type=click.IntRange(min=0), default=4, show_default=True)
 @click.option("--retry-ratio", type=FiniteFloat(0, 10), default=0.1, show_default=True)
 @click.option("--retry-min-per-s", type=FiniteFloat(min=0), default=0.2, show_default=True)
-@click.option("--max-attempts", type=int, default=3, show_default=True)
-@click.option("--session-timeout-ms", type=int, default=10000, show_default=True)
+@click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True)
+@click.option(
+    "--session-timeout-ms",
+    type=click.IntRange(1000, 3_600_000),
+    default=10000,
+    show_default=True,
+)
 @click.option(
     "--keys",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -69,12 +99,8 @@ def dispatch(
     from pipeconsole.actors.service import DispatchService
     from pipeconsole.kafka.admin import AdminError, wait_ready
 
-    if min(per_device, pool, high_water, max_attempts) < 1 or low_water >= high_water:
-        fail(
-            "--per-device, --pool, --high-water, --max-attempts must be >= 1 and "
-            "--low-water below --high-water",
-            2,
-        )
+    if low_water >= high_water:
+        fail(f"--low-water ({low_water}) must be below --high-water ({high_water})", 2)
     settings = DispatchSettings(
         group=group,
         actor_id=actor_id or default_actor_id(),
