@@ -15,6 +15,7 @@ OPTIONS = [
     ("dispatch", "--misfire-threshold"),
     ("dispatch", "--retry-ratio"),
     ("dispatch", "--retry-min-per-s"),
+    ("simulate --no-register", "--register-timeout-s"),
     ("demo", "--traffic"),
     ("demo", "--check-interval"),
     ("demo", "--scenario-delay"),
@@ -61,5 +62,19 @@ def test_dispatch_names_the_option_that_is_wrong(args: list[str], message: str) 
     # They shared one message ("--per-device, --pool, --high-water, --max-attempts must be
     # >= 1 and ..."), and an empty --group or a negative session timeout went to the broker.
     got = CliRunner().invoke(cli, ["dispatch", "--bootstrap", "127.0.0.1:1", *args])
+    assert got.exit_code == 2, got.output
+    assert message in got.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--base-port", "70000"], "Invalid value for '--base-port'"),
+        (["--base-port", "65530"], "--base-port 65530 + 24 devices runs past port 65535"),
+    ],
+)
+def test_simulate_refuses_ports_past_65535(args: list[str], message: str) -> None:
+    # --base-port 70000 listened on 4464 and up (the port number wrapped around), silently.
+    got = CliRunner().invoke(cli, ["simulate", "--no-register", *args])
     assert got.exit_code == 2, got.output
     assert message in got.output

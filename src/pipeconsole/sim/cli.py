@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from pipeconsole.cli import fail, profile_options
+from pipeconsole.cli import FiniteFloat, fail, profile_options
 from pipeconsole.config import Profile
 
 __all__ = ["simulate"]
@@ -38,12 +38,16 @@ __all__ = ["simulate"]
 )
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option(
-    "--base-port", default=0, help="First port (device i listens on base+i); 0: any free port."
+    "--base-port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="First port (device i listens on base+i); 0: any free port.",
 )
 @click.option("--tick-ms", default=100, show_default=True, help="Flow model step.")
 @click.option("--no-register", is_flag=True, help="Do not talk to Kafka at all.")
 @click.option(
     "--register-timeout-s",
+    type=FiniteFloat(min=0.1),
     default=15.0,
     show_default=True,
     help="How long the broker has to confirm the registry events.",
@@ -76,6 +80,9 @@ def simulate(
         fail("--devices must be between 1 and 20000", 2)
     if not 1 <= tick_ms <= 10_000:
         fail("--tick-ms must be between 1 and 10000", 2)
+    if base_port and base_port + devices - 1 > 65535:
+        # Ports past 65535 wrapped around: --base-port 70000 listened on 4464 and up.
+        fail(f"--base-port {base_port} + {devices} devices runs past port 65535", 2)
     try:
         layout = build_layout(devices, stages=stages.split(","), seed=seed, topology=topology)
     except TopologyError as exc:
