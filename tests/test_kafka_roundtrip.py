@@ -107,3 +107,35 @@ def test_a_broker_whose_picked_port_was_taken_starts_on_another(
         with broker_mod.EmbeddedBroker(ready=ready) as b:
             assert len(picks) == 2 and b.port == picks[1] != port
             assert b.running()
+
+
+def test_a_port_given_and_taken_or_a_host_not_ours_is_one_clear_error_at_once() -> None:
+    """Given --port, the broker used to wait its whole 30 s start-up on whoever held the port
+    (Tansu panics in a worker thread and lives on); --host 999.9.9.9 was a traceback."""
+    import subprocess
+    import sys
+
+    from pipeconsole.broker import BrokerError, EmbeddedBroker
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"cannot listen on 127.0.0.1:{port}: Address"):
+            EmbeddedBroker(port).start()
+        cli = subprocess.run(
+            [sys.executable, "-m", "pipeconsole", "broker", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert cli.returncode == 1 and "in use" in cli.stderr and "Traceback" not in cli.stderr
+    for host in ("999.9.9.9", "192.0.2.1"):  # not a name; an address of another machine
+        cli = subprocess.run(
+            [sys.executable, "-m", "pipeconsole", "broker", "--host", host],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert cli.returncode == 1, cli.stderr
+        assert cli.stderr.startswith(f"pipeconsole: error: cannot listen on {host}: "), cli.stderr

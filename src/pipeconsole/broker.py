@@ -52,9 +52,23 @@ _PORT_TAKEN = ("AddrInUse", "Address in use", "Address already in use")
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port free on ``host`` now; :class:`BrokerError` when ``host`` is no address of ours."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            return int(s.getsockname()[1])
+    except OSError as exc:  # an unknown name, or an address of another machine
+        raise BrokerError(f"cannot listen on {host}: {exc.strerror or exc}") from None
+
+
+def _port_free(host: str, port: int) -> None:
+    """:class:`BrokerError` at once when ``port`` is taken (Tansu would bind it in a worker
+    thread, panic and live on, and the start-up then waited 30 s on whoever holds the port)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, port))
+    except OSError as exc:
+        raise BrokerError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -120,6 +134,8 @@ class EmbeddedBroker:
         binary = resolve_binary()
         if not self.port:
             self.port = free_port(self.host)
+        else:
+            _port_free(self.host, self.port)
         url = f"tcp://{self.host}:{self.port}"
         # With TLS, Tansu listens in plaintext on an inner port and advertises the public one,
         # where the TLS terminator forwards to it (see pipeconsole.tlsproxy for why).

@@ -17,7 +17,12 @@ __all__ = ["broker", "doctor", "topics"]
 
 
 @click.command()
-@click.option("--port", type=int, default=0, help="Port to listen on (default: a free one).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=0,
+    help="Port to listen on (default: a free one).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--no-topics", is_flag=True, help="Do not create pipeconsole's topics.")
 @click.option(
