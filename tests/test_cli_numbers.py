@@ -78,3 +78,17 @@ def test_simulate_refuses_ports_past_65535(args: list[str], message: str) -> Non
     got = CliRunner().invoke(cli, ["simulate", "--no-register", *args])
     assert got.exit_code == 2, got.output
     assert message in got.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["status", "--lag-group"],
+        ["chaos", "run", "experiments/encoder-crash.toml", "--group"],
+        ["dispatch", "--group"],
+    ],
+)
+def test_an_empty_consumer_group_is_refused(command: list[str]) -> None:
+    got = CliRunner().invoke(cli, [*command, " ", "--bootstrap", "127.0.0.1:1"])
+    assert got.exit_code == 2, got.output
+    assert f"Invalid value for '{command[-1]}': must not be empty" in got.output

@@ -28,6 +28,7 @@ __all__ = [
     "FiniteFloat",
     "fail",
     "main",
+    "not_blank",
     "profile_options",
     "quiet_librdkafka",
     "resolve_profile",
@@ -71,6 +72,13 @@ class LazyGroup(click.Group):
         cmd = getattr(importlib.import_module(module), attr)
         assert isinstance(cmd, click.Command)
         return cmd
+
+
+def not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: a text option given must not be empty (a consumer group, an id)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty")
+    return value
 
 
 def fail(message: str, code: int = 1) -> None:

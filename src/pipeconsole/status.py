@@ -21,7 +21,7 @@ from typing import Any
 
 import click
 
-from pipeconsole.cli import FiniteFloat, fail, profile_options, quiet_librdkafka
+from pipeconsole.cli import FiniteFloat, fail, not_blank, profile_options, quiet_librdkafka
 from pipeconsole.config import Profile
 from pipeconsole.model import Snapshot
 from pipeconsole.text import sanitize
@@ -86,7 +86,7 @@ def _fraction(_ctx: click.Context, _param: click.Parameter, value: str | None) -
 @click.option("--max-unhealthy", callback=_fraction, help="e.g. 10% (default: profile SLO).")
 @click.option("--max-deadline-miss", callback=_fraction, help="e.g. 1% (default: profile SLO).")
 @click.option("--max-lag-seconds", type=FiniteFloat(min=0), default=None)
-@click.option("--lag-group", default="pipeconsole-dispatch", show_default=True)
+@click.option("--lag-group", default="pipeconsole-dispatch", show_default=True, callback=not_blank)
 @click.option(
     "--window",
     "window_s",

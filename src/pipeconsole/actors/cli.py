@@ -14,16 +14,10 @@ import click
 
 from pipeconsole.actors.retry import RetryPolicy
 from pipeconsole.actors.settings import DispatchSettings, default_actor_id
-from pipeconsole.cli import FiniteFloat, fail, profile_options
+from pipeconsole.cli import FiniteFloat, fail, not_blank, profile_options
 from pipeconsole.config import Profile
 
 __all__ = ["dispatch"]
-
-
-def _not_blank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and not value.strip():
-        raise click.BadParameter("must not be empty")
-    return value
 
 
 @click.command()
@@ -32,13 +26,13 @@ def _not_blank(ctx: click.Context, param: click.Parameter, value: str | None) ->
     "--group",
     default="pipeconsole-dispatch",
     show_default=True,
-    callback=_not_blank,
+    callback=not_blank,
     help="Consumer group.",
 )
 @click.option(
     "--actor-id",
     default=None,
-    callback=_not_blank,
+    callback=not_blank,
     help="Name of this instance (default: host and pid).",
 )
 @click.option(

@@ -23,7 +23,7 @@ import click
 from pipeconsole.chaos.experiment import ExperimentError, load_experiment
 from pipeconsole.chaos.report import Report
 from pipeconsole.chaos.runner import Progress, Runner
-from pipeconsole.cli import FiniteFloat, fail, profile_options
+from pipeconsole.cli import FiniteFloat, fail, not_blank, profile_options
 from pipeconsole.config import Profile
 
 __all__ = ["chaos"]
@@ -56,6 +56,7 @@ def chaos() -> None:
     "--group",
     default="pipeconsole-dispatch",
     show_default=True,
+    callback=not_blank,
     help="The device actors' consumer group (for the lag probe).",
 )
 @click.option("--settle", type=FiniteFloat(min=0), default=None, help="Override settle_s.")
