@@ -6,6 +6,8 @@ from dataclasses import replace
 from typing import Any
 
 from conftest import before, feed, make_app
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from textual.widgets import Static
 from uifixtures import EVIL, hostile
 
@@ -143,3 +145,46 @@ async def test_a_hostile_dead_letter_opens_with_its_headers_escaped() -> None:
         await pilot.press("escape")
         await pilot.pause()
         assert isinstance(app.screen, RequestsScreen)
+
+
+def _hostile_events() -> Any:
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "hostile_events.py"
+    spec = importlib.util.spec_from_file_location("hostile_events", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.ANY_EVENT
+
+
+@settings(max_examples=4, derandomize=True, deadline=None)
+@given(st.lists(_hostile_events(), min_size=20, max_size=60))
+def test_generated_hostile_events_render_in_every_view(events: list[Any]) -> None:
+    """Events generated from the descriptors with any value of each wire type (NaN rates,
+    times in 292,471,208 AD, undeclared enums, control characters), folded by the model: every
+    view draws them, nothing escapes to the terminal, the app keeps running."""
+    import asyncio
+
+    from pipeconsole.model import Model
+    from pipeconsole.model.fixtures import FakeClock
+
+    clock = FakeClock()
+    model = Model(clock=clock)
+    model.apply(events)
+    clock.advance(2)
+    snap = model.snapshot(analyse=True)
+
+    async def visit() -> None:
+        app = make_app()
+        async with app.run_test(size=(100, 30)) as pilot:
+            await feed(pilot, snap)
+            for key in ("1", "2", "enter", "escape", "3", "4", "5", "6", "g", "1"):
+                await pilot.press(key)
+                await pilot.pause()
+                svg = app.export_screenshot()
+                assert "\x1b" not in svg and "\x07" not in svg and "\u202e" not in svg
+            assert app.is_running
+
+    asyncio.run(visit())
