@@ -434,3 +434,15 @@ async def test_before_the_first_snapshot_the_console_says_where_it_is_connecting
     async with other.run_test(size=(120, 36)) as pilot:
         await pilot.pause()
         assert "waiting for the first snapshot" in str(other.screen.query_one(SummaryBar).render())
+
+
+async def test_help_lists_the_values_of_the_fields_that_have_a_fixed_set() -> None:
+    app = make_app()
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, healthy())
+        await pilot.press("2", "question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        text = "\n".join(static_text(s) for s in app.screen.query(Static))
+        assert "health: healthy degraded failing unknown" in text
+        assert "stale: true false" in text

@@ -374,4 +374,7 @@ class PipeConsoleApp(App[None]):
 
         commands = [(" ".join(":" + n for n in names), what) for names, what in COMMANDS.values()]
         fields = screen.FILTER_FIELDS if isinstance(screen, ConsoleScreen) else ()
-        self.push_screen(HelpScreen(help_text(rows_from_bindings(bindings), commands, fields)))
+        choices = screen.FILTER_CHOICES if isinstance(screen, ConsoleScreen) else {}
+        self.push_screen(
+            HelpScreen(help_text(rows_from_bindings(bindings), commands, fields, choices))
+        )

@@ -4,6 +4,7 @@ per-view keys are always right), plus the ``:`` commands and the filter language
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import ClassVar
 
 from rich.style import Style
@@ -29,9 +30,13 @@ FILTER_HELP = """\
 
 
 def help_text(
-    rows: list[tuple[str, str, str]], commands: list[tuple[str, str]], fields: tuple[str, ...]
+    rows: list[tuple[str, str, str]],
+    commands: list[tuple[str, str]],
+    fields: tuple[str, ...],
+    choices: Mapping[str, tuple[str, ...]] | None = None,
 ) -> Text:
-    """``rows``: (keys, description, binding id); ``commands``: (names, what)."""
+    """``rows``: (keys, description, binding id); ``commands``: (names, what); ``choices``: the
+    values of the fields that hold one of a fixed set."""
     out = Text(end="")
     out.append("Keys on this view\n", Style(bold=True, underline=True))
     width = max((len(k) for k, _, _ in rows), default=4)
@@ -47,6 +52,8 @@ def help_text(
     out.append(FILTER_HELP + "\n")
     if fields:
         out.append("  fields here: " + ", ".join(fields) + "\n", Style(dim=True))
+    for name, values in (choices or {}).items():
+        out.append(f"  {name}: " + " ".join(v.lower() for v in values) + "\n", Style(dim=True))
     out.append(
         '\nRemap any key in the profile: [profiles.NAME.keymap] "binding.id" = "keys"',
         Style(dim=True),
