@@ -119,12 +119,14 @@ def test_owned_devices_are_health_checked_and_status_is_published(
         )
         crashed = devs[0]
         fleet.device(crashed).inject(fault="crash", duration_s=30)
+        port = fleet.device(crashed).base_url.rsplit(":", 1)[1]
         states.wait(
             lambda: any(
-                s.reason.startswith("health: unreachable") for s in states.device_states(crashed)
+                s.reason == f"health: unreachable: connection refused (127.0.0.1:{port})"
+                for s in states.device_states(crashed)
             ),
             20,
-            "the crashed device to be reported unreachable",
+            "the crashed device to be reported unreachable, connection refused, in few words",
         )
         states.wait(
             lambda: {"changed", "unchanged"} <= {m.WhichOneof("event") for m in states.values()},

@@ -20,6 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import os
+import socket
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -228,7 +230,7 @@ async def _get_json(session: HttpClient, url: str, timeout_s: float) -> _Fetch:
     except BodyError as exc:
         return _Fetch(None, f"bad body: {exc}")
     except aiohttp.ClientConnectorError as exc:
-        return _Fetch(None, f"unreachable: {_why(exc)}", down=True)
+        return _Fetch(None, f"unreachable: {_connect_why(exc)}", down=True)
     except aiohttp.ClientError as exc:
         return _Fetch(None, f"{type(exc).__name__}: {_why(exc)}", down=True)
     except Exception as exc:  # nothing from the network may raise through the loop
@@ -266,6 +268,20 @@ async def _get_json_httpx(client: httpx.AsyncClient, url: str, timeout_s: float)
 
 def _why(exc: BaseException) -> str:
     return (str(exc) or type(exc).__name__)[:200]
+
+
+def _connect_why(exc: aiohttp.ClientConnectorError) -> str:
+    """``connection refused (127.0.0.1:44777)``: what the operator needs first, not aiohttp's
+    "Cannot connect to host 127.0.0.1:44777 ssl:default [Connect call failed ('127.0.0.1',
+    44777)]" (which filled the incident's line and said "refused" nowhere)."""
+    err = exc.os_error
+    if isinstance(err, socket.gaierror):
+        what = err.strerror or str(err)
+    elif err.errno is not None and err.errno > 0:
+        what = os.strerror(err.errno)
+    else:
+        what = str(err) or type(err).__name__
+    return f"{what[:1].lower()}{what[1:160]} ({exc.host}:{exc.port})"
 
 
 class HealthChecker:
