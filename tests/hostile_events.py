@@ -1,6 +1,7 @@
 """Hypothesis strategies for every kind of event the console folds, generated from the message
-descriptors with any value of each field's wire type (a helper: loaded by path by
-tests/model/test_model_hostile_events.py and tests/ui/test_ui_untrusted.py).
+descriptors with any value of each field's wire type (a helper for
+tests/model/test_model_hostile_events.py and tests/ui/test_ui_untrusted.py; tests/ is on the
+path as the root conftest's folder).
 
 The strategy walks each descriptor: doubles take NaN, infinities and 1e308; integers their
 whole range (times in 1970 and in 292,471,208 AD, negative counts); enums undeclared numbers;

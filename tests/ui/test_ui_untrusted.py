@@ -6,6 +6,7 @@ from dataclasses import replace
 from typing import Any
 
 from conftest import before, feed, make_app
+from hostile_events import ANY_EVENT  # tests/: on the path as the root conftest's folder
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from textual.widgets import Static
@@ -147,20 +148,8 @@ async def test_a_hostile_dead_letter_opens_with_its_headers_escaped() -> None:
         assert isinstance(app.screen, RequestsScreen)
 
 
-def _hostile_events() -> Any:
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[1] / "hostile_events.py"
-    spec = importlib.util.spec_from_file_location("hostile_events", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.ANY_EVENT
-
-
 @settings(max_examples=4, derandomize=True, deadline=None)
-@given(st.lists(_hostile_events(), min_size=20, max_size=60))
+@given(st.lists(ANY_EVENT, min_size=20, max_size=60))
 def test_generated_hostile_events_render_in_every_view(events: list[Any]) -> None:
     """Events generated from the descriptors with any value of each wire type (NaN rates,
     times in 292,471,208 AD, undeclared enums, control characters), folded by the model: every
