@@ -146,3 +146,30 @@ async def test_viewer_role_is_refused_with_the_role_it_needs(
     assert "needs role operator or chaos" in log_text(app)
     assert [a["outcome"] for a in _audit(tmp_path)] == ["REFUSED"]
     assert records_on(profile, profile.topics.request) == 0
+
+
+async def test_a_device_the_console_does_not_know_is_a_field_error_with_a_suggestion(
+    tmp_path: Path,
+) -> None:
+    # A typo there was sent, and came back FAILED from the actors ("device is not in the
+    # registry"); the console knows the fleet and says so before anything is sent.
+    app = _app(Profile(), tmp_path)
+    async with app.run_test(size=(120, 36)) as pilot:
+        await feed(pilot, incident())
+        await pilot.press("2", "n")
+        await pilot.pause()
+        form = app.screen
+        assert isinstance(form, ScheduleScreen)
+        form.query_one("#f-device-id", Input).value = "ingest-1"
+        form.query_one("#f-uri", Input).value = "/streams/s1/start"
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        assert app.screen is form, "a form with errors must stay open"
+        assert [e.field for e in form.errors] == ["device_id"]
+        shown = str(form.query_one("#e-device-id", Static).render())
+        assert "'ingest-1' is not in the fleet (24 devices known)" in shown
+        assert "did you mean 'ingest-01'?" in shown
+        form.query_one("#f-device-id", Input).value = "ingest-01"
+        assert form.check() is not None  # a device it knows: clean
+        await pilot.press("escape")
+    assert not (tmp_path / "audit.jsonl").exists()  # nothing was sent, nothing refused

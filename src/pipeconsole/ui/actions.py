@@ -24,6 +24,7 @@ so a bug lands in the app's one worker-failure handler. Workers only post messag
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -44,6 +45,7 @@ from pipeconsole.ui.messages import ActionDone, ReplayDone, ReplayPlanned, Reque
 from pipeconsole.ui.operator import Operator
 from pipeconsole.ui.screens.confirm import CONFIRMED, ConfirmResult, ConfirmScreen
 from pipeconsole.ui.screens.schedule import ScheduleScreen, is_destructive
+from pipeconsole.wire.validate import FieldError
 
 if TYPE_CHECKING:
     from pipeconsole.ui.app import PipeConsoleApp
@@ -98,9 +100,35 @@ class ActionController:
             return
         title = "Edit and resend" if values else "New request"
         self.app.push_screen(
-            ScheduleScreen(self.operator.prepare, device_id=device_id, values=values, title=title),
+            ScheduleScreen(self._prepare, device_id=device_id, values=values, title=title),
             self._form_done,
         )
+
+    def _prepare(self, spec: ScheduleSpec) -> list[FieldError]:
+        """The validator's field errors, and a device the console does not know: a typo there
+        was sent, and came back FAILED ("device is not in the registry") from the actors."""
+        errors = self.operator.prepare(spec)
+        snapshot = self.app.snapshot
+        if (
+            snapshot is None
+            or not snapshot.devices
+            or not spec.device_id
+            or any(e.field == "device_id" for e in errors)
+        ):
+            return errors
+        known = [d.device_id for d in snapshot.devices]
+        if spec.device_id not in known:
+            close = difflib.get_close_matches(spec.device_id, known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            errors.append(
+                FieldError(
+                    "device_id",
+                    "unknown",
+                    f"{sanitize(spec.device_id, max_len=64)!r} is not in the fleet "
+                    f"({len(known)} devices known){hint}",
+                )
+            )
+        return errors
 
     def edit_and_resend(self, row: RequestRow) -> None:
         """``e``: the past request's content in the form (looked up on the request topic)."""
