@@ -150,12 +150,13 @@ def load_config(path: Path | None = None) -> Config:
     """Read the config file. Without one at the default location, one default profile; a file
     named by ``path`` or ``PIPECONSOLE_CONFIG`` must exist (a typo there would otherwise connect
     to the default cluster, 127.0.0.1:9092, without a word). ``/dev/null`` is an empty config."""
-    named = path is not None or bool(os.environ.get("PIPECONSOLE_CONFIG"))
+    from_env = path is None and bool(os.environ.get("PIPECONSOLE_CONFIG"))
+    named = path is not None or from_env
     path = path or config_path()
     if not path.exists():
         if named:
-            source = "" if path != config_path() else " (named by PIPECONSOLE_CONFIG)"
-            raise ConfigError(f"{path}: no such config file{source}")
+            why = " (named by PIPECONSOLE_CONFIG)" if from_env else ""
+            raise ConfigError(f"{path}: no such config file{why}")
         return Config(profiles={"default": Profile()}, default_profile="default", path=None)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -41,19 +42,22 @@ class RepeatFilter(logging.Filter):
         self.clock = clock
         self._runs: OrderedDict[str, list[float]] = OrderedDict()
         """Message shape -> [when its window began, messages held back since]."""
+        self._lock = threading.Lock()
+        """Clients log from their own threads (the reader's, the lag probe's, the actors')."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = f"{record.levelno}:{self._DURATIONS.sub('#ms', record.getMessage())}"
-        now = self.clock()
-        run = self._runs.get(key)
-        if run is not None and now - run[0] < self.window_s:
-            run[1] += 1
-            return False
-        held = int(run[1]) if run is not None else 0
-        self._runs[key] = [now, 0]
-        self._runs.move_to_end(key)
-        while len(self._runs) > self.max_keys:
-            self._runs.popitem(last=False)
+        with self._lock:
+            now = self.clock()
+            run = self._runs.get(key)
+            if run is not None and now - run[0] < self.window_s:
+                run[1] += 1
+                return False
+            held = int(run[1]) if run is not None else 0
+            self._runs[key] = [now, 0]
+            self._runs.move_to_end(key)
+            while len(self._runs) > self.max_keys:
+                self._runs.popitem(last=False)
         if held:
             record.msg = f"{record.getMessage()} (and {held} more like it in {self.window_s:g} s)"
             record.args = None
