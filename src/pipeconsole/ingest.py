@@ -26,6 +26,7 @@ model disconnected with the reason; the loop retries with a bounded backoff.
 from __future__ import annotations
 
 import logging
+import math
 import queue
 import threading
 import time
@@ -213,6 +214,9 @@ class Ingest:
         self._backlog = False
         """The last step read a backlog."""
         self._last_post = 0.0
+        self._down_at = -math.inf
+        """When the reader last said no broker can be reached (monotonic): a probe that began
+        before it and answered "up" is not believed."""
         self.latest: Snapshot | None = None
         """The last snapshot posted (read from any thread: it is immutable)."""
         self.errors = 0
@@ -305,6 +309,13 @@ class Ingest:
             if skipped:
                 self.model.sampled(state, skipped)
         read_s = time.monotonic() - started
+        take = getattr(reader, "take_brokers_down", None)  # an injected reader may not say
+        down = take() if take is not None else None
+        if down is not None:
+            # At once, where the probe would take up to its interval plus its timeout (5-10 s)
+            # to notice a dead broker; the probe says when it is back.
+            self._down_at = time.monotonic()
+            self.model.set_connection(False, f"no broker reachable: {down}")
         if records:
             self.fold(records)
         if not self.model.caught_up and self._window_read():
@@ -415,7 +426,9 @@ class Ingest:
             if kind == "lag":
                 self.model.set_lag(value)
             elif kind == "up":
-                if self._reader is not None:  # reachable, and our reader has its topics
+                # Reachable, and our reader has its topics; unless the reader said otherwise
+                # after this probe began.
+                if self._reader is not None and value > self._down_at:
                     self.model.set_connection(True)
             elif kind == "down":
                 self.model.set_connection(False, value)
@@ -438,6 +451,7 @@ class Ingest:
     def poll_lag(self) -> None:
         """Poll lag and reachability once; results go to the reader thread's inbox."""
         topic = self.profile.topics.request
+        began = time.monotonic()
         try:
             rows = self._lag_fn(
                 self.profile, self.options.lag_group, [topic], self.options.probe_timeout_s
@@ -445,7 +459,7 @@ class Ingest:
         except Exception as exc:
             self._inbox.put(("down", f"lag poll failed: {exc}"))
             return
-        self._inbox.put(("up", None))
+        self._inbox.put(("up", began))
         self._inbox.put(
             (
                 "lag",

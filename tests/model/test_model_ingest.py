@@ -100,6 +100,65 @@ def test_unreachable_broker_is_shown_as_disconnected() -> None:
     assert ingest.latest is not None and not ingest.latest.connection.connected
 
 
+def test_a_dead_broker_is_seen_by_the_reader_without_waiting_for_the_probe() -> None:
+    """The probe polls every ``lag_interval_s`` (5 s) with a 5 s timeout: a dead broker showed
+    as disconnected 5-10 s late. librdkafka says at once that no broker is reachable; the
+    reader passes it on. Here the probe runs once, at start, and never again: only the reader
+    can notice."""
+    from pipeconsole.broker import EmbeddedBroker
+    from pipeconsole.kafka.admin import ensure_topics
+
+    broker = EmbeddedBroker().start()  # its own: this test kills it
+    try:
+        profile = Profile(name="dead", bootstrap=broker.bootstrap)
+        ensure_topics(profile, profile.topics)
+        ingest = Ingest(profile, options=IngestOptions(snapshot_hz=20, lag_interval_s=3600))
+        with ingest:
+            _wait(lambda: ingest.latest is not None and ingest.latest.connection.caught_up)
+            assert ingest.latest is not None and ingest.latest.connection.connected
+            broker.stop()
+            _wait(lambda: ingest.latest is not None and not ingest.latest.connection.connected)
+            snap = ingest.latest
+        assert snap is not None
+        assert snap.connection.last_error.startswith("no broker reachable: ")
+        assert any("disconnected: no broker reachable" in e.text for e in snap.timeline)
+    finally:
+        broker.stop()
+
+
+def test_a_probe_that_began_before_the_reader_saw_the_brokers_go_is_not_believed() -> None:
+    """Its "up" can arrive after the reader's "down" (the probe ran while the broker died):
+    the console stays disconnected until a probe that began afterwards says otherwise."""
+
+    class Reader:
+        said: str | None = None
+        superseded = 0
+
+        def poll_batch(self, *args: object, **kwargs: object) -> list[object]:
+            return []
+
+        def take_brokers_down(self) -> str | None:
+            said, self.said = self.said, None
+            return said
+
+        def close(self) -> None:
+            pass
+
+    reader = Reader()
+    ingest = Ingest(Profile(), reader_factory=lambda *a, **k: reader)
+    assert ingest.connect()
+    began = time.monotonic()
+    reader.said = "1/1 brokers are down"
+    ingest.step(timeout=0)
+    assert not ingest.model.snapshot().connection.connected
+    ingest._inbox.put(("up", began))  # a probe from before
+    ingest.step(timeout=0)
+    assert not ingest.model.snapshot().connection.connected
+    ingest._inbox.put(("up", time.monotonic()))  # one from after
+    ingest.step(timeout=0)
+    assert ingest.model.snapshot().connection.connected
+
+
 def _config(tmp_path: Path, profile: Profile) -> dict[str, str]:
     t = profile.topics
     names = "\n".join(

@@ -13,7 +13,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from confluent_kafka import OFFSET_BEGINNING, OFFSET_END, Consumer, KafkaException, TopicPartition
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    OFFSET_END,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    TopicPartition,
+)
 
 from pipeconsole.config import Profile
 from pipeconsole.kafka.client import client_settings, outside_a_group
@@ -100,11 +107,14 @@ class AssignReader:
                 "enable.auto.offset.store": False,
                 "enable.partition.eof": False,
                 "client.id": "pipeconsole-reader",
+                # Called from consume(), on the reader's thread.
+                "error_cb": self._on_error,
                 **FETCH_SETTINGS,
             },
         )
         if extra:
             settings.update(extra)
+        self._brokers_down: str | None = None
         self._consumer = Consumer(outside_a_group(settings))
         self._topics = list(topics)
         self._closed = False
@@ -115,6 +125,18 @@ class AssignReader:
         except Exception:
             self._consumer.close()
             raise
+
+    def _on_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._ALL_BROKERS_DOWN:
+            self._brokers_down = err.str()
+
+    def take_brokers_down(self) -> str | None:
+        """librdkafka's word, since the last call, that no broker of the cluster can be reached
+        (it comes at once when a broker dies: connections reset, reconnects refused), or None.
+        A frozen broker keeps its connections open and says nothing: the caller's probe is for
+        that."""
+        said, self._brokers_down = self._brokers_down, None
+        return said
 
     def _assign(self, start: Start | Mapping[str, Start], timeout: float) -> None:
         try:
