@@ -23,6 +23,7 @@ from confluent_kafka import (
 )
 
 from pipeconsole.config import Profile
+from pipeconsole.kafka.client import LOG as LIBRDKAFKA_LOG
 from pipeconsole.kafka.client import client_settings, outside_a_group
 from pipeconsole.kafka.records import Record
 
@@ -129,6 +130,9 @@ class AssignReader:
     def _on_error(self, err: KafkaError) -> None:
         if err.code() == KafkaError._ALL_BROKERS_DOWN:
             self._brokers_down = err.str()
+        # Without an error callback librdkafka logs these itself (facility ERROR); with one it
+        # leaves that to us (runs of them are held back by the logger's RepeatFilter).
+        LIBRDKAFKA_LOG.error("ERROR [%s]: %s", err.name(), err.str())
 
     def take_brokers_down(self) -> str | None:
         """librdkafka's word, since the last call, that no broker of the cluster can be reached
