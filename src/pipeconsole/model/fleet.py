@@ -206,14 +206,11 @@ class Fleet:
         return rec
 
     def _fix_numbers(self, st: Any) -> None:
-        """Read every rate and latency of ``st`` that is not a finite number >= 0 as 0."""
+        """Read every rate and latency of ``st`` that is not a finite number >= 0 as 0 (link
+        rates: see ``Topology._edges``)."""
         for name in ("rate_in", "rate_out", "latency_p50_ms", "latency_p99_ms"):
             if not 0.0 <= getattr(st, name) < _INF:
                 setattr(st, name, 0.0)
-                self.bad_numbers += 1
-        for link in st.links:
-            if not 0.0 <= link.rate < _INF:
-                link.rate = 0.0
                 self.bad_numbers += 1
 
     def removed(self, device_id: str) -> bool:
@@ -261,7 +258,6 @@ class Fleet:
             and 0.0 <= st.rate_out < _INF
             and 0.0 <= st.latency_p50_ms < _INF
             and 0.0 <= st.latency_p99_ms < _INF
-            and all(0.0 <= link.rate < _INF for link in links)
         ):
             self._fix_numbers(st)
         # Link changes are noticed by the topology, which compares edge sets per analysis.

@@ -549,7 +549,8 @@ class Model:
                 "history-points-sampled": fleet.sampled,
                 "devices": fleet.refused + self._dropped.get("devices", 0),
                 "links": fleet.links_dropped,
-                "bad-numbers": fleet.bad_numbers,
+                "bad-numbers": fleet.bad_numbers + self._dropped.get("bad-numbers", 0),
+                "bad-link-rates": self.topology.bad_rates,
                 "foreign-peers": self.topology.foreign_dropped,
             }
         )

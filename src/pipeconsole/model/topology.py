@@ -56,6 +56,7 @@ MAX_CYCLES = 20
 MAX_INCIDENTS = 20
 MAX_BOTTLENECKS = 20
 _UPSTREAM, _DOWNSTREAM = 1, 2
+_INF = float("inf")
 _Node = builder(GraphNode)
 _EdgeView = builder(GraphEdge)
 """Fast constructors (see :func:`~pipeconsole.model.snapshot.builder`): an analysis builds a
@@ -106,6 +107,9 @@ class Topology:
         self.foreign_dropped = 0
         """Peers outside the fleet left out of the last analysed graph (beyond
         ``max_foreign_peers``)."""
+        self.bad_rates = 0
+        """Edges of the last analysed graph whose reported rate was not a finite number >= 0
+        (read as 0)."""
         self.graph: Any = nx.DiGraph()
         self._version = -1
         self._layer_ids: tuple[tuple[str, ...], ...] = ()
@@ -160,12 +164,19 @@ class Topology:
         # A peer outside the fleet is a node of its own (a ghost edge's far end): bounded, so
         # made-up peer ids cannot grow the graph without end. Checked here, on the edges'
         # ends (hashed already), not per link in the loop above (+30 % on it at 10k devices).
+        # Link rates that are NaN, infinite or negative are read as 0 here, once per edge (a
+        # NaN made stage sums NaN, and `status --json` refuse to print).
         foreign: dict[str, None] = {}
-        for src, dst in edges:
+        bad = 0
+        for (src, dst), e in edges.items():
             if src not in devices:
                 foreign[src] = None
             if dst not in devices:
                 foreign[dst] = None
+            if not 0.0 <= e.rate < _INF:
+                e.rate = 0.0
+                bad += 1
+        self.bad_rates = bad
         self.foreign_dropped = max(0, len(foreign) - self.max_foreign_peers)
         if self.foreign_dropped:
             refused = set(list(foreign)[self.max_foreign_peers :])
