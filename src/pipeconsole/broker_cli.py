@@ -110,7 +110,8 @@ def ensure(profile: Profile) -> None:
 @click.command()
 @profile_options
 def doctor(profile: Profile) -> None:
-    """Check the configuration and that the cluster and topics are reachable."""
+    """Check the configuration, that the cluster and topics are reachable, and what runs: the
+    devices registered, the device actors and device states of the last 30 s."""
     from pipeconsole.kafka.admin import AdminError, wait_ready
     from pipeconsole.kafka.client import client_settings, redact
 
@@ -133,3 +134,12 @@ def doctor(profile: Profile) -> None:
     if missing:
         fail(f"missing topics: {', '.join(missing)} (run: pipeconsole topics ensure)")
     click.echo("topics: all present")
+    from pipeconsole.fleetcheck import fleet_facts, report
+
+    try:
+        facts = fleet_facts(profile)
+    except ReaderError as exc:
+        fail(f"cannot read the fleet's topics: {exc}")
+        return
+    for line in report(facts):
+        click.echo(line)
