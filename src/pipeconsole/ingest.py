@@ -157,10 +157,11 @@ class IngestOptions:
     """How long one lag/reachability poll may take before the broker counts as unreachable
     (a frozen broker shows as an outage within about this long)."""
     batch: int = 500_000
-    """Records per poll, at most (a poll also stops after about a second, or when librdkafka
-    has nothing more fetched). Superseded heartbeats are dropped while a batch is gathered, so
-    a big batch costs memory for its survivors only; the bigger the batch, the more of a
-    backlog's heartbeats are superseded undecoded."""
+    """Records per poll, at most, superseded heartbeats not counted (a poll also stops after
+    about a second, or when librdkafka has nothing more fetched; until the start-up window is
+    read, only when it is read or the gather's time is up). Superseded heartbeats are dropped
+    while a batch is gathered, so a big batch costs memory for its survivors only; the bigger
+    the batch, the more of a backlog's heartbeats are superseded undecoded."""
     retry_max_s: float = 5.0
     """Longest wait between reconnection attempts."""
     connect_timeout_s: float = 10.0
@@ -304,6 +305,9 @@ class Ingest:
                 supersede=(state, HEARTBEAT_TAG),
                 gather_s=self._gather_s(started),
                 stop=self._stop,
+                # Until the start-up window is read, a short first read or a dry moment does
+                # not end the batch (the reader waits for its marks): one fold for the window.
+                startup=not self.model.caught_up,
             )
             skipped = reader.superseded - before
             if skipped:

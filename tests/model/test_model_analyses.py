@@ -132,6 +132,35 @@ def test_registered_device_without_telemetry_is_unknown() -> None:
     assert snap.fleet.healthy == 0 and snap.fleet.unhealthy_fraction == 1.0
 
 
+def test_a_removed_device_stays_removed_whatever_order_its_last_heartbeat_is_read_in() -> None:
+    """The registry and the state topic are different partitions: the heartbeat a device sent
+    just before its removal may be read after the removal. It made the device reappear,
+    unregistered, soon UNKNOWN, for good. A state event after the removal, or a new
+    registration, brings it back."""
+    from pipeconsole.wire.gen import registry_pb2
+
+    spec = pipeline(4)[0]
+    t = FIXED_NOW_MS - 10_000
+
+    def removed(at: int) -> registry_pb2.RegistryEvent:
+        gone = registry_pb2.ServiceRemoved(device_id=spec.device_id, time_unix_ms=at)
+        return registry_pb2.RegistryEvent(removed=gone)
+
+    for order in ("beat first", "removal first"):
+        model = _model()
+        beat, removal = state(spec.device_id, t), removed(t + 1)
+        model.apply([added(spec, time_ms=t - 1)])
+        model.apply([beat, removal] if order == "beat first" else [removal, beat])
+        snap = model.snapshot()
+        assert snap.devices == (), order
+        if order == "removal first":
+            assert dict(snap.dropped)["state-before-removal-sampled"] == 1
+    model.apply([state(spec.device_id, t + 2)])  # reported after it: there again
+    assert [d.device_id for d in model.snapshot().devices] == [spec.device_id]
+    model.apply([removed(t + 3), added(spec, time_ms=t + 4), state(spec.device_id, t)])
+    assert [d.registered for d in model.snapshot().devices] == [True]  # registered again
+
+
 def test_edge_reported_by_one_side_only_is_a_ghost() -> None:
     clock = FakeClock()
     model = _model(clock)

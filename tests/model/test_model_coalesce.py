@@ -243,11 +243,10 @@ def test_a_snapshot_due_just_before_the_backlog_ends_waits_for_the_rest(
 def test_a_big_batch_drops_superseded_heartbeats_while_it_is_gathered(
     profile: Profile, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A batch larger than a group is compacted as it is read (memory for the survivors only):
-    a change in an early group is kept, earlier survivors are superseded by later groups, and
-    every record is either returned or counted."""
+    """A batch of many ``consume()`` calls is compacted as it is read (memory for the survivors
+    only): a change in an early call's messages is kept, earlier survivors are superseded by
+    later calls', and every record is either returned or counted."""
     monkeypatch.setattr(reader_mod, "_CHUNK", 5)
-    monkeypatch.setattr(reader_mod, "_GROUP", 10)
     topic = profile.topics.state
     sent = [(f"enc-{n % 3}", n, n == 4) for n in range(60)]  # seq 4 is a change of enc-1
     with ConfirmingProducer(profile) as producer:
@@ -332,13 +331,13 @@ _messages = st.lists(
 
 @settings(max_examples=300, deadline=None)
 @given(_messages, st.lists(st.integers(1, 20), max_size=8))
-def test_the_supersede_pass_keeps_what_the_rule_keeps_however_the_batch_is_grouped(
+def test_the_supersede_pass_keeps_what_the_rule_keeps_however_the_batch_is_split(
     raw: list[tuple[str, bytes | None, bytes | None, bool]], cuts: list[int]
 ) -> None:
     msgs = [_Msg(n, t, k, v, e) for n, (t, k, v, e) in enumerate(raw)]
     compactor = reader_mod._Compactor(_STATE, HEARTBEAT_TAG)
     rest = msgs
-    for cut in cuts:  # gathered group after group, as _take feeds it
+    for cut in cuts:  # call after call, as _take feeds it
         compactor.add(rest[:cut])
         rest = rest[cut:]
     compactor.add(rest)

@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, Literal
 
 from confluent_kafka import (
@@ -58,16 +59,6 @@ too, so that its baseline is not slowed by a default the reader avoids)."""
 
 _CHUNK = 10_000
 """Messages per ``consume()`` call of :meth:`AssignReader.poll_batch`."""
-
-_GROUP = 20_000
-"""With ``supersede``: messages gathered before superseded ones are dropped, so a big batch
-holds at most about this many messages (plus the survivors) however large it is. Small groups
-also read faster: freed messages are reused by the allocator instead of new pages (100k: 180-210k
-msgs/s into the model, 20k: 230-325k, on the same data). With many survivors (one per device:
-10k at 10k devices) a group is ``_PER_SURVIVOR`` times the survivors instead: each pass costs a
-lookup per distinct key, so a group should repeat its keys."""
-
-_PER_SURVIVOR = 2
 
 _GATHER_S = 1.0
 """Longest time one :meth:`AssignReader.poll_batch` gathers already-fetched messages, unless
@@ -121,6 +112,9 @@ class AssignReader:
         self._closed = False
         self.superseded = 0
         """Records skipped because a later one of the same key superseded them (``supersede``)."""
+        self.paused: tuple[tuple[str, int], ...] = ()
+        """Partitions paused while a start-up gather runs (read to their marks already), else
+        empty: see :meth:`poll_batch` (``startup``)."""
         try:
             self._assign(start, metadata_timeout_s)
         except Exception:
@@ -149,6 +143,7 @@ class AssignReader:
             raise ReaderError(f"cannot read cluster metadata: {exc.args[0].str()}") from None
         assignment: list[TopicPartition] = []
         by_time: list[TopicPartition] = []
+        beginning: list[TopicPartition] = []
         for topic in self._topics:
             meta = md.topics.get(topic)
             if meta is None or meta.error is not None or not meta.partitions:
@@ -158,7 +153,7 @@ class AssignReader:
             where = start.get(topic, "beginning") if isinstance(start, Mapping) else start
             for p in sorted(meta.partitions):
                 if where == "beginning":
-                    assignment.append(TopicPartition(topic, p, OFFSET_BEGINNING))
+                    beginning.append(TopicPartition(topic, p, OFFSET_BEGINNING))
                 elif where == "end":
                     assignment.append(TopicPartition(topic, p, OFFSET_END))
                 else:
@@ -170,14 +165,28 @@ class AssignReader:
         offsets_for_times with an earlier offset, so older records are skipped until the
         first one at or after the time."""
         if by_time:
+            # The partitions read from the beginning are looked up in the same call (the
+            # timestamp OFFSET_BEGINNING, -2, asks for the earliest offset), so that every
+            # partition's start is known when assign() runs. Left to librdkafka, they became
+            # fetchable a lookup later than the others: its first fetch request then often held
+            # only partitions with nothing to read, the broker held it for fetch.wait.max.ms
+            # (100 ms), and a console's start-up read was that much later in about half the
+            # runs (the reader's 500k read: 0.36-0.47 s, then 0.36-0.37 s in 4 runs; a 0.1 s
+            # first wait still shows in about one start of five, a race inside librdkafka).
             try:
-                found = self._consumer.offsets_for_times(by_time, timeout=timeout)
+                found = self._consumer.offsets_for_times(by_time + beginning, timeout=timeout)
             except KafkaException as exc:
                 raise ReaderError(f"cannot look up offsets by time: {exc.args[0].str()}") from None
             for tp in found:
-                # -1: no record at or after the time -> start at the end.
-                off = tp.offset if tp.offset >= 0 else OFFSET_END
+                if tp.offset >= 0:
+                    off = tp.offset
+                elif (tp.topic, tp.partition) in self._not_before:
+                    off = OFFSET_END  # no record at or after the time: start at the end
+                else:
+                    off = OFFSET_BEGINNING  # not told: librdkafka looks it up
                 assignment.append(TopicPartition(tp.topic, tp.partition, off))
+        else:
+            assignment += beginning
         self._consumer.assign(assignment)
         self.partitions = [(tp.topic, tp.partition) for tp in assignment]
         self._starts = {(tp.topic, tp.partition): tp.offset for tp in assignment}
@@ -196,6 +205,7 @@ class AssignReader:
         supersede: Supersede | None = None,
         gather_s: float = _GATHER_S,
         stop: threading.Event | None = None,
+        startup: bool = False,
     ) -> list[Record]:
         """Up to ``max_records`` records; empty when none came within ``timeout``.
 
@@ -206,17 +216,25 @@ class AssignReader:
         ``tag`` is skipped when a later record of ``topic`` in the same batch has the same key (a
         heartbeat superseded by a newer one); skipped records are counted in
         :attr:`superseded`, never silently lost. Superseded messages are dropped while the
-        batch is gathered (every ``_GROUP`` messages), so a large ``max_records`` costs memory
-        for the survivors only.
+        batch is gathered (as each ``consume()`` call returns them), so a large batch costs
+        memory for its survivors only, and ``max_records`` counts survivors.
 
         ``gather_s``: once the first ``consume()`` comes back full (a backlog), how long at most
         to go on taking what librdkafka has already fetched; ``stop``, once set, ends it early.
+
+        ``startup``: the caller is reading its start-up window (:meth:`reached_marks` has not
+        said so yet). Then a first ``consume()`` that comes back short does not end the batch
+        while the marks are not reached, nor does librdkafka running dry for a moment: the
+        gather waits for the next fetch (``timeout`` at a time) until the marks are reached,
+        ``gather_s`` has passed or ``stop`` is set. A backlog's first fetch response is often
+        partial (6,670 of a 500k backlog), and ending the batch there cost a fold of those
+        records (one heartbeat per device they hold) that the rest of the backlog supersedes.
         """
         if supersede is None:
-            msgs = self._take(max_records, timeout, None, gather_s, stop)
+            msgs = self._take(max_records, timeout, None, gather_s, stop, startup)
         else:
             compactor = _Compactor(*supersede)
-            msgs = self._take(max_records, timeout, compactor, gather_s, stop)
+            msgs = self._take(max_records, timeout, compactor, gather_s, stop, startup)
             self.superseded += compactor.dropped
         out: list[Record] = []
         append = out.append
@@ -255,6 +273,7 @@ class AssignReader:
         compactor: _Compactor | None,
         gather_s: float = _GATHER_S,
         stop: threading.Event | None = None,
+        startup: bool = False,
     ) -> list[Any]:
         """Up to ``max_records`` messages: one call that may wait ``timeout``; when it comes back
         full, more calls that take only what librdkafka has already fetched, until none is left
@@ -262,34 +281,89 @@ class AssignReader:
         and reads 3-4x slower than 10k calls; calls that take what is there never wait (10k
         calls that wait 50-100 ms read 2x slower, and waiting for a single message when the
         queue runs dry measured no better than stopping).
-        The ``compactor`` (the supersede pass) takes the messages every ``_GROUP`` gathered,
-        or every twice its survivors when there are more."""
+        The ``compactor`` (the supersede pass) takes each call's messages as they come, and
+        ``max_records`` then counts the messages it keeps: superseded ones are gone, and the
+        time a gather takes is bounded by ``gather_s`` (counting every message read ended a
+        backlog of exactly ``max_records`` heartbeats one call short, and its last records,
+        the registry's among them, then cost a fold of their own). ``startup``: see
+        :meth:`poll_batch`."""
         consume = self._consumer.consume
         msgs = consume(num_messages=min(max_records, _CHUNK), timeout=timeout)
         read = len(msgs)
-        if read < _CHUNK:
+        startup = startup and read > 0 and not self.reached_marks()
+        if read < _CHUNK and not startup:
             if compactor is None or read < 2:
                 return msgs  # live traffic: what came within the timeout
             compactor.add(msgs)
             return compactor.survivors()
+        if compactor is not None:
+            compactor.add(msgs)
+            msgs, read = [], compactor.size
+        paused = self._pause_read() if startup else []
+        try:
+            return self._gather(
+                msgs, read, max_records, timeout, compactor, gather_s, stop, startup
+            )
+        finally:
+            if paused:
+                self._consumer.resume(paused)
+                self.paused = ()
+
+    def _pause_read(self) -> list[TopicPartition]:
+        """Pause the partitions already read to their marks (see :meth:`reached_marks`) and
+        return them: the start-up gather's fetch requests then hold only the partitions with
+        something left to read. The console reads 24 partitions, most of them quiet, and each
+        fetch request carried all of them: the start-up read of a 500k backlog took 0.28-0.41 s
+        against 0.27-0.30 s with the quiet ones paused (6 interleaved pairs). They are resumed
+        when the gather ends; their positions stay, so nothing written meanwhile is missed."""
+        marks, unmarked = self._marks or {}, self._unmarked
+        quiet = [TopicPartition(t, p) for t, p in self.partitions if (t, p) not in marks]
+        quiet = [tp for tp in quiet if (tp.topic, tp.partition) not in unmarked]
+        if quiet:
+            try:
+                self._consumer.pause(quiet)
+            except KafkaException as exc:
+                LIBRDKAFKA_LOG.info("cannot pause the partitions read: %s", exc)
+                return []
+            self.paused = tuple((tp.topic, tp.partition) for tp in quiet)
+        return quiet
+
+    def _gather(
+        self,
+        msgs: list[Any],
+        read: int,
+        max_records: int,
+        timeout: float,
+        compactor: _Compactor | None,
+        gather_s: float,
+        stop: threading.Event | None,
+        startup: bool,
+    ) -> list[Any]:
+        """The rest of :meth:`_take`, once its first call came back full (or ``startup``)."""
+        consume = self._consumer.consume
         deadline = time.monotonic() + gather_s
-        group = _GROUP
         while read < max_records:
             more = consume(num_messages=min(_CHUNK, max_records - read), timeout=0)
+            if not more and startup:
+                # Dry for a moment while the start-up window is not read: wait for the next
+                # fetch rather than end the batch (and pay a fold of its survivors). poll()
+                # returns with the first message; consume() would wait to fill its count.
+                startup = not self.reached_marks() and time.monotonic() < deadline
+                if startup and not (stop is not None and stop.is_set()):
+                    first = self._consumer.poll(timeout)
+                    more = [first] if first is not None else []
             if not more:
                 break
-            msgs += more
-            read += len(more)
-            if len(msgs) >= group:
-                if compactor is not None:
-                    compactor.add(msgs)
-                    msgs = []
-                    group = max(_GROUP, _PER_SURVIVOR * compactor.size)
-                if time.monotonic() > deadline or (stop is not None and stop.is_set()):
-                    break
+            if compactor is None:
+                msgs += more
+                read += len(more)
+            else:
+                compactor.add(more)
+                read = compactor.size
+            if time.monotonic() > deadline or (stop is not None and stop.is_set()):
+                break
         if compactor is None:
             return msgs
-        compactor.add(msgs)
         return compactor.survivors()
 
     def batches(self, idle_timeout: float | None = None) -> Iterator[list[Record]]:
@@ -428,72 +502,68 @@ def _headers(raw: Any) -> tuple[tuple[str, bytes], ...]:
 
 
 class _Compactor:
-    """The supersede pass of one batch, fed the gathered messages group after group, in order:
+    """The supersede pass of one batch, fed the gathered messages chunk after chunk, in order:
     keeps every message except the ``topic`` records whose value starts with ``tag`` and whose
     key recurs in a later ``topic`` record (decided on the raw bytes, before any Record is
     built). Records with an error (librdkafka's have no key anyway) neither supersede nor are
     superseded. Survivors stay in order.
 
-    Each message is visited once. A group is read from its newest message back (the first
-    record of a key met is its latest: most of a backlog's superseded heartbeats are skipped
-    after four C calls: key, topic, value, error). The survivors of earlier groups are never scanned
-    again: ``_pending`` holds, per key, the slot of its last kept record when that is a
-    heartbeat, so a newer record of the key in a later group drops it with one lookup. (Earlier
-    versions re-read the survivors every group: ~30 % more visits for a 10k-device backlog; and
-    one pass touching each message once measured faster than several C-level ``map`` passes,
-    which pay the cache misses of ~50 MB of messages again per pass.)
+    One forward pass, each message visited once, as it comes out of ``consume()`` (still in the
+    processor's cache): a heartbeat is stored under its key (``_beats``), replacing the one
+    before, with its position in the batch (``_at``); any other ``topic`` record of the key drops
+    the key's stored heartbeat; everything else is kept as it comes (``_others``, with its
+    position). :meth:`survivors` merges the two by position. Since session 13; before, groups of
+    20k gathered messages were read back to front and their survivors merged into those of
+    earlier groups (three more loops over ~10k survivors a group at 10k devices): 0.100-0.105 s
+    for a 500k backlog against 0.085-0.088 s now, and no group held in memory. (Passes of
+    C-level ``map`` calls over each group measured no better: they touch every message once
+    per pass.)
     """
 
-    __slots__ = ("_kept", "_next", "_pending", "dropped", "tag", "topic")
+    __slots__ = ("_at", "_beats", "_next", "_others", "tag", "topic")
 
     def __init__(self, topic: str, tag: int) -> None:
         self.topic = topic
         self.tag = tag
-        self._kept: dict[int, Any] = {}
-        """Slot -> message, in arrival order (a dict: dropping from the middle is O(1))."""
+        self._beats: dict[bytes, Any] = {}
+        """Key -> its latest heartbeat so far (not superseded yet)."""
+        self._at: dict[bytes, int] = {}
+        """Key -> that heartbeat's position in the batch (same keys, same order as ``_beats``)."""
+        self._others: list[tuple[int, Any]] = []
+        """(position, message) of every other message kept, in order."""
         self._next = 0
-        self._pending: dict[bytes, int] = {}
-        self.dropped = 0
+        """Messages added so far (the next one's position)."""
 
     @property
     def size(self) -> int:
-        return len(self._kept)
+        """Messages kept so far."""
+        return len(self._beats) + len(self._others)
+
+    @property
+    def dropped(self) -> int:
+        """Messages superseded so far."""
+        return self._next - self.size
 
     def add(self, msgs: list[Any]) -> None:
         topic, tag = self.topic, self.tag
-        # Key -> index in ``rev`` of its newest ``topic`` record here if a heartbeat, else -1.
-        latest: dict[bytes, int] = {}
-        rev: list[Any] = []
-        keep = rev.append
-        # The key first: an error event has none.
-        for m in reversed(msgs):
+        beats, at, others = self._beats, self._at, self._others
+        keep = others.append
+        for i, m in enumerate(msgs, self._next):
             key = m.key()
-            if key:
-                if key in latest:
-                    if m.topic() == topic:
-                        value = m.value()
-                        if value and value[0] == tag and m.error() is None:
-                            continue
-                elif m.topic() == topic and m.error() is None:
-                    value = m.value()
-                    latest[key] = len(rev) if value and value[0] == tag else -1
-            keep(m)
-        self.dropped += len(msgs) - len(rev)
-        kept, pending = self._kept, self._pending
-        for key in latest:
-            slot = pending.pop(key, None)
-            if slot is not None:
-                del kept[slot]
-                self.dropped += 1
-        base = self._next + len(rev) - 1
-        for key, i in latest.items():
-            if i >= 0:
-                pending[key] = base - i
-        slot = self._next
-        for m in reversed(rev):
-            kept[slot] = m
-            slot += 1
-        self._next = slot
+            # The key first: an error event has none.
+            if key and m.topic() == topic:
+                value = m.value()
+                if m.error() is None:
+                    if value and value[0] == tag:
+                        beats[key] = m
+                        at[key] = i
+                        continue
+                    if key in beats:  # a later record of the key supersedes its heartbeat
+                        del beats[key], at[key]
+            keep((i, m))
+        self._next += len(msgs)
 
     def survivors(self) -> list[Any]:
-        return list(self._kept.values())
+        kept = [*self._others, *zip(self._at.values(), self._beats.values(), strict=True)]
+        kept.sort(key=itemgetter(0))
+        return [m for _i, m in kept]

@@ -152,6 +152,8 @@ class Fleet:
         self.history_step_ms = history_step_ms
         self.max_devices = max_devices
         self.devices: dict[str, DeviceRecord] = {}
+        self._gone: dict[str, int] = {}
+        """Removed devices -> when (oldest first; at most ``max_devices``): see :meth:`gone`."""
         # Zeroed rings, copied for each new device (a copy is a memcpy: 4x cheaper than zeroing).
         self._hist0 = array("d", bytes(8 * _METRICS * history))
         self._hist_t0 = array("q", bytes(8 * history))
@@ -201,6 +203,7 @@ class Fleet:
         rec.labels = tuple(sorted(labels.items()))[:32] if labels else ()
         rec.registered = True
         rec.removed = False
+        self._gone.pop(device_id, None)
         rec.dirty = True
         self.structure_version += 1  # stage may have changed: order and layers move
         return rec
@@ -213,12 +216,29 @@ class Fleet:
                 setattr(st, name, 0.0)
                 self.bad_numbers += 1
 
-    def removed(self, device_id: str) -> bool:
+    def removed(self, device_id: str, time_ms: int) -> bool:
+        """Fold a removal in (``time_ms``: when it was removed). The device's state events up
+        to that time are refused from now on (:meth:`gone`), until it is registered again."""
+        gone = self._gone
+        gone.pop(device_id, None)
+        gone[device_id] = time_ms
+        if len(gone) > self.max_devices:
+            del gone[next(iter(gone))]
         rec = self.devices.pop(device_id, None)
         if rec is None:
             return False
         self.structure_version += 1
         return True
+
+    def gone(self, device_id: str, time_ms: int) -> bool:
+        """Whether a state event of ``device_id`` at ``time_ms`` predates its removal. Records
+        of different topics come in no set order (Kafka orders a partition, not a cluster): the
+        heartbeat a device sent just before it was removed may be read after the removal, and
+        it made the device reappear, unregistered, soon UNKNOWN, for good."""
+        if device_id in self.devices:
+            return False
+        removed = self._gone.get(device_id)
+        return removed is not None and time_ms <= removed
 
     # ------------------------------------------------------------------ state
 

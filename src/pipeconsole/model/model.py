@@ -305,7 +305,9 @@ class Model:
                 )
         elif kind == "removed":
             r = ev.removed
-            if self.fleet.removed(r.device_id):
+            if self.fleet.removed(
+                r.device_id, r.time_unix_ms if r.time_unix_ms > 0 else self._now()
+            ):
                 self._analysis_dirty = True
                 self.timeline.add(
                     r.time_unix_ms or self._now(),
@@ -329,6 +331,12 @@ class Model:
             return
         if not st.device_id:
             self._drop("state-without-device")
+            return
+        # Only a device the fleet does not hold can be one removed since (one lookup a state).
+        if st.device_id not in self.fleet.devices and self.fleet.gone(
+            st.device_id, st.time_unix_ms
+        ):
+            self._drop("state-before-removal-sampled")  # superseded, not lost: no warning
             return
         rec = self.fleet.state(st, self._on_transition)
         if rec is None:

@@ -120,6 +120,8 @@ class Topology:
         self._desc_count: dict[str, int] | None = None
         """Descendants per node; computed on first use after a rebuild (only a fleet with
         unhealthy devices needs it)."""
+        self._edge_keys: set[tuple[str, str]] = set()
+        self._edge_order: list[tuple[str, str]] = []
         self._cond: Any = self.graph
         self._mapping: dict[Any, Any] = {}
         self._generations: list[list[Any]] = []
@@ -188,6 +190,12 @@ class Topology:
         g.add_nodes_from(self.fleet.devices)
         g.add_edges_from(edges)
         self.graph = g
+        # The edge set the graph was built from, and its sorted order (the edge views' order):
+        # kept until the next rebuild, so that an analysis compares a key view with a set and
+        # sorts nothing (a set of the graph's 12.5k edges and a sort, 4 ms of every analysis of
+        # a 10k fleet before).
+        self._edge_keys = set(edges)
+        self._edge_order = sorted(edges)
         # A healthy pipeline is a DAG: it is its own condensation (every node a component of
         # one), which saves the strongly-connected-components pass (a third of a rebuild). The
         # generations say whether it is one (a cycle raises), so no separate acyclicity pass.
@@ -263,7 +271,7 @@ class Topology:
     def analyse(self, now_ms: int) -> Analysis:
         fleet = self.fleet
         edges = self._edges()
-        if self._version != fleet.structure_version or set(edges) != set(self.graph.edges):
+        if self._version != fleet.structure_version or edges.keys() != self._edge_keys:
             self._rebuild(edges)
             self._version = fleet.structure_version
         devices = fleet.devices
@@ -289,17 +297,10 @@ class Topology:
                     h, stale = status(rec, now_ms)
                     stage, st = rec.stage, rec.state
                 health[d] = h
+                # Positional (device_id, stage, layer, order, health, stale, island,
+                # in_cycle): half the cost of keywords, 10k times per analysis.
                 nodes.append(
-                    _Node(
-                        device_id=d,
-                        stage=stage,
-                        layer=layer,
-                        order=order,
-                        health=h,
-                        stale=stale,
-                        island=island_of.get(d, 0),
-                        in_cycle=d in in_cycle,
-                    )
+                    _Node(d, stage, layer, order, h, stale, island_of.get(d, 0), d in in_cycle)
                 )
                 key = stage_of[d] = stage or "?"
                 a = by_stage.get(key)
@@ -316,7 +317,9 @@ class Topology:
         edge_views = []
         # Per pair of stages: [edges, rate, queue depth, ghosts].
         stage_edges: dict[tuple[str, str], list[Any]] = {}
-        for (src, dst), e in sorted(edges.items()):
+        for edge_key in self._edge_order:
+            src, dst = edge_key
+            e = edges[edge_key]
             reason = ""
             if src not in devices or dst not in devices:
                 reason = f"{dst if src in devices else src} is not in the fleet"
@@ -324,19 +327,19 @@ class Topology:
                 reason = f"reported by {src if e.by_src else dst} only"
             elif stale_at(e.last_ms, now_ms):
                 reason = f"not reported for {(now_ms - e.last_ms) / 1000:.0f} s"
+            # Positional (src, dst, rate, queue_depth, queue_capacity, last_seen_ms, ghost,
+            # ghost_reason, reported_by), as the nodes'.
             edge_views.append(
                 _EdgeView(
-                    src=src,
-                    dst=dst,
-                    rate=e.rate,
-                    queue_depth=e.depth,
-                    queue_capacity=e.capacity,
-                    last_seen_ms=e.last_ms,
-                    ghost=bool(reason),
-                    ghost_reason=reason,
-                    reported_by=(
-                        (src, dst) if e.by_src and e.by_dst else (src,) if e.by_src else (dst,)
-                    ),
+                    src,
+                    dst,
+                    e.rate,
+                    e.depth,
+                    e.capacity,
+                    e.last_ms,
+                    bool(reason),
+                    reason,
+                    (src, dst) if e.by_src and e.by_dst else (src,) if e.by_src else (dst,),
                 )
             )
             pair = (stage_of.get(src, "?"), stage_of.get(dst, "?"))
